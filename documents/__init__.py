@@ -1,0 +1,1 @@
+"""Documents: uploaded PDFs, their ingestion status and their chunks."""

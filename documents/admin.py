@@ -1,0 +1,260 @@
+"""Admin: document list, multi-PDF upload, reingest action, and read-only chunks."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.contrib import admin, messages
+from django.db.models import QuerySet
+from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
+from django.template.response import TemplateResponse
+from django.urls import path, reverse
+from django.utils.html import format_html, format_html_join
+from django.utils.http import urlencode
+
+from documents import selectors, services
+from documents.forms import UploadPdfsForm
+from documents.models import Chunk, Document
+
+CHUNK_PREVIEW = 10
+STATUS_COLOURS = {
+    Document.Status.QUEUED: "#6c757d",
+    Document.Status.PROCESSING: "#0d6efd",
+    Document.Status.READY: "#198754",
+    Document.Status.FAILED: "#dc3545",
+}
+
+
+@admin.register(Document)
+class DocumentAdmin(admin.ModelAdmin):
+    """Documents: list, upload several PDFs at once, reingest, and inspect results."""
+
+    list_display = (
+        "title",
+        "status_badge",
+        "page_count",
+        "chunk_count",
+        "size_display",
+        "ingested_at",
+        "created_at",
+    )
+    list_filter = ("status", "error_code", "embedder")
+    search_fields = ("title", "=sha256")
+    ordering = ("-created_at",)
+    actions = ("reingest",)
+    change_list_template = "admin/documents/document/change_list.html"
+    fieldsets = (
+        (None, {"fields": ("title", "status_badge", "error_code", "error_message")}),
+        (
+            "Content",
+            {"fields": ("file", "sha256", "size_display", "page_count", "chunk_count", "embedder")},
+        ),
+        (
+            "Ingestion",
+            {
+                "fields": (
+                    "task_result_link",
+                    "timings",
+                    "created_at",
+                    "processing_started_at",
+                    "ingested_at",
+                    "updated_at",
+                )
+            },
+        ),
+        ("Chunks", {"fields": ("chunks_preview",)}),
+    )
+    readonly_fields = (
+        "status_badge",
+        "error_code",
+        "error_message",
+        "file",
+        "sha256",
+        "size_display",
+        "page_count",
+        "chunk_count",
+        "embedder",
+        "task_result_link",
+        "timings",
+        "created_at",
+        "processing_started_at",
+        "ingested_at",
+        "updated_at",
+        "chunks_preview",
+    )
+
+    # --- columns and fields ------------------------------------------------------------------
+
+    @admin.display(description="status", ordering="status")
+    def status_badge(self, obj: Document) -> str:
+        colour = STATUS_COLOURS.get(obj.status, "#6c757d")
+        return format_html(
+            '<span class="fca-status fca-status-{}" style="color:#fff;background:{};'
+            'padding:2px 8px;border-radius:10px;font-weight:600">{}</span>',
+            obj.status,
+            colour,
+            obj.get_status_display(),
+        )
+
+    @admin.display(description="size", ordering="size_bytes")
+    def size_display(self, obj: Document) -> str:
+        size = float(obj.size_bytes)
+        for unit in ("B", "KB", "MB", "GB"):
+            if size < 1024 or unit == "GB":
+                return f"{size:.0f} {unit}" if unit == "B" else f"{size:.1f} {unit}"
+            size /= 1024
+        return ""
+
+    @admin.display(description="latest task result")
+    def task_result_link(self, obj: Document) -> str:
+        result = selectors.document_task_result(obj)
+        if result is None:
+            return obj.last_task_id or "-"
+        url = reverse("admin:django_celery_results_taskresult_change", args=[result.pk])
+        return format_html('<a href="{}">{} ({})</a>', url, result.task_id, result.status)
+
+    @admin.display(description="chunks")
+    def chunks_preview(self, obj: Document) -> str:
+        chunks = selectors.document_chunks_preview(obj, limit=CHUNK_PREVIEW)
+        if not chunks:
+            return "No chunks."
+        rows = format_html_join(
+            "",
+            "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
+            (
+                (
+                    c.ordinal,
+                    f"{c.page_start}" if c.page_start == c.page_end else f"{c.page_start}–{c.page_end}",
+                    c.token_count,
+                    c.text[:300] + ("…" if len(c.text) > 300 else ""),
+                )
+                for c in chunks
+            ),
+        )
+        rest = obj.chunk_count - len(chunks)
+        all_url = reverse("admin:documents_chunk_changelist") + "?" + urlencode(
+            {"document__id__exact": obj.pk}
+        )
+        more = format_html(
+            '<p><a href="{}">{}</a></p>',
+            all_url,
+            f"…and {rest} more (browse all {obj.chunk_count})" if rest > 0 else "Browse chunks",
+        )
+        return format_html(
+            '<table class="fca-chunks"><thead><tr><th>#</th><th>pages</th><th>tokens</th>'
+            "<th>text</th></tr></thead><tbody>{}</tbody></table>{}",
+            rows,
+            more,
+        )
+
+    # --- permissions: documents are created by upload, not by the add form -------------------
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+    def has_upload_permission(self, request: HttpRequest) -> bool:
+        """Uploading creates documents: it needs the add permission on the model."""
+        return request.user.has_perm("documents.add_document")
+
+    # --- reingest ----------------------------------------------------------------------------
+
+    @admin.action(description="Reingest selected documents", permissions=["change"])
+    def reingest(self, request: HttpRequest, queryset: QuerySet[Document]) -> None:
+        ids = list(queryset.values_list("pk", flat=True))
+        queued = services.document_ingest_enqueue(document_ids=ids, force=True)
+        skipped = len(ids) - len(queued)
+        self.message_user(request, f"Queued {len(queued)} document(s) for ingestion.")
+        if skipped:
+            self.message_user(
+                request,
+                f"{skipped} document(s) skipped: already queued or processing.",
+                level=messages.WARNING,
+            )
+
+    # --- upload ------------------------------------------------------------------------------
+
+    def get_urls(self) -> list[Any]:
+        custom = [
+            path(
+                "upload/",
+                self.admin_site.admin_view(self.upload_view),
+                name="documents_document_upload",
+            ),
+        ]
+        return custom + super().get_urls()
+
+    def changelist_view(self, request: HttpRequest, extra_context: dict | None = None) -> Any:
+        extra_context = {**(extra_context or {}), "can_upload": self.has_upload_permission(request)}
+        return super().changelist_view(request, extra_context)
+
+    def upload_view(self, request: HttpRequest) -> HttpResponse:
+        """Upload several PDFs; each becomes a document queued for ingestion on commit."""
+        if not self.has_upload_permission(request):
+            return HttpResponse(status=403)
+        form = UploadPdfsForm(request.POST or None, request.FILES or None)
+        if request.method == "POST" and form.is_valid():
+            self._store_uploads(request, form.cleaned_data["files"])
+            return HttpResponseRedirect(reverse("admin:documents_document_changelist"))
+        context = {
+            **self.admin_site.each_context(request),
+            "opts": self.model._meta,
+            "title": "Upload PDFs",
+            "form": form,
+        }
+        return TemplateResponse(request, "admin/documents/document/upload.html", context)
+
+    def _store_uploads(self, request: HttpRequest, files: list[Any]) -> None:
+        new_ids: list[int] = []
+        for uploaded in files:
+            outcome = services.document_create(file=uploaded, name=uploaded.name, size=uploaded.size)
+            document = outcome.document
+            if outcome.created:
+                new_ids.append(document.pk)
+                continue
+            url = reverse("admin:documents_document_change", args=[document.pk])
+            self.message_user(
+                request,
+                format_html(
+                    '{}: already present as <a href="{}">{}</a> ({}); not duplicated.',
+                    uploaded.name,
+                    url,
+                    document.title,
+                    document.get_status_display(),
+                ),
+                level=messages.WARNING,
+            )
+        queued = services.document_ingest_enqueue(document_ids=new_ids)
+        if queued:
+            self.message_user(request, f"Uploaded and queued {len(queued)} PDF(s) for ingestion.")
+
+
+@admin.register(Chunk)
+class ChunkAdmin(admin.ModelAdmin):
+    """Chunks are written by ingestion only: browse them, never edit them."""
+
+    list_display = ("document", "ordinal", "pages", "token_count", "text_start")
+    list_filter = ("embedder",)
+    list_select_related = ("document",)
+    search_fields = ("text",)
+    ordering = ("document", "ordinal")
+    exclude = ("embedding",)
+    readonly_fields = ("document", "ordinal", "page_start", "page_end", "token_count", "embedder", "text")
+
+    def get_queryset(self, request: HttpRequest) -> QuerySet[Chunk]:
+        return super().get_queryset(request).defer("embedding")
+
+    @admin.display(description="pages", ordering="page_start")
+    def pages(self, obj: Chunk) -> str:
+        if obj.page_start == obj.page_end:
+            return f"p. {obj.page_start}"
+        return f"pp. {obj.page_start}–{obj.page_end}"
+
+    @admin.display(description="text")
+    def text_start(self, obj: Chunk) -> str:
+        return obj.text[:160] + ("…" if len(obj.text) > 160 else "")
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj: Chunk | None = None) -> bool:
+        return False

@@ -1,0 +1,60 @@
+"""Forms: the multi-file PDF upload."""
+
+from __future__ import annotations
+
+from django import forms
+from django.conf import settings
+from django.core.exceptions import ValidationError
+from django.core.files.uploadedfile import UploadedFile
+
+from documents.services import validate_pdf_file
+
+
+class MultipleFileInput(forms.ClearableFileInput):
+    """A file input that lets the browser pick several files."""
+
+    allow_multiple_selected = True
+
+
+class MultiplePdfField(forms.FileField):
+    """A list of uploaded PDFs; every file is checked by its bytes and size."""
+
+    widget = MultipleFileInput
+
+    def clean(self, data: object, initial: object = None) -> list[UploadedFile]:
+        files = data if isinstance(data, list | tuple) else [data]
+        files = [f for f in files if f]
+        if not files:
+            raise ValidationError(self.error_messages["required"], code="required")
+        cleaned: list[UploadedFile] = []
+        errors: list[ValidationError] = []
+        for uploaded in files:
+            single = super().clean(uploaded, initial)
+            try:
+                validate_pdf_file(single, size=single.size)
+            except ValidationError as exc:
+                errors.append(
+                    ValidationError(
+                        "%(name)s: %(reason)s",
+                        code=exc.code,
+                        params={"name": single.name, "reason": " ".join(exc.messages)},
+                    )
+                )
+            cleaned.append(single)
+        if errors:
+            # Reject the whole upload: nothing is written until every file is acceptable.
+            raise ValidationError(errors)
+        return cleaned
+
+
+class UploadPdfsForm(forms.Form):
+    """Upload several PDFs at once."""
+
+    files = MultiplePdfField(
+        label="PDF files",
+        help_text=(
+            "Choose one or more PDF files (at most "
+            f"{settings.RAG_MAX_UPLOAD_BYTES // 1_000_000} MB each). Files already present are "
+            "reported, not duplicated."
+        ),
+    )

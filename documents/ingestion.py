@@ -1,0 +1,111 @@
+"""The one bridge between Django and the ``rag`` package.
+
+Builds the service's configuration from Django settings and the live database connection,
+opens the document's file through Django's storage API, and runs the async service through
+``rag.bridge`` (one long-lived event loop per worker process or thread). No other module of
+the Django side imports ``rag``.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any, BinaryIO
+
+from django.conf import settings
+from django.db import connections
+from sqlalchemy.engine import URL
+
+from rag import bridge
+from rag.config import EmbedderConfig, RAGConfig
+from rag.errors import (
+    DocumentMissingError,
+    IngestError,
+    PermanentIngestError,
+    TransientIngestError,
+)
+from rag.parsing import HEADER_SEARCH_BYTES as PDF_HEADER_BYTES
+from rag.parsing import looks_like_pdf
+from rag.service import service_for
+
+if TYPE_CHECKING:
+    from documents.models import Document
+
+__all__ = [
+    "PDF_HEADER_BYTES",
+    "DocumentMissingError",
+    "IngestError",
+    "PermanentIngestError",
+    "TransientIngestError",
+    "ingest_document",
+    "looks_like_pdf",
+    "rag_config",
+    "shutdown",
+]
+
+
+def async_database_url(alias: str = "default") -> str:
+    """The SQLAlchemy URL (async psycopg driver) of a Django database connection.
+
+    Read from the live connection settings, not from ``settings.DATABASES``, so a test run (which
+    renames the database to ``test_...``) and the worker it starts point at the same database.
+    """
+    params = connections[alias].settings_dict
+    host = params.get("HOST") or None
+    query = {}
+    if host and host.startswith("/"):
+        # A unix socket directory (the embedded server) goes in the query, as libpq expects.
+        query["host"] = host
+        host = None
+    url = URL.create(
+        "postgresql+psycopg",
+        username=params.get("USER") or None,
+        password=params.get("PASSWORD") or None,
+        host=host,
+        port=int(params["PORT"]) if params.get("PORT") else None,
+        database=params.get("NAME"),
+        query=query,
+    )
+    return url.render_as_string(hide_password=False)
+
+
+def rag_config() -> RAGConfig:
+    """The service configuration, from Django settings."""
+    return RAGConfig(
+        database_url=async_database_url(),
+        embedder=EmbedderConfig(
+            kind=settings.RAG_EMBEDDER,
+            model_path=settings.RAG_LOCAL_MODEL_PATH,
+            dimensions=settings.RAG_EMBEDDING_DIMENSIONS,
+            batch_size=settings.RAG_EMBED_BATCH_SIZE,
+            torch_threads=settings.RAG_TORCH_THREADS,
+        ),
+        chunk_tokens=settings.RAG_CHUNK_TOKENS,
+        chunk_overlap_tokens=settings.RAG_CHUNK_OVERLAP_TOKENS,
+        pool_size=settings.RAG_DB_POOL_SIZE,
+        max_pages=settings.RAG_MAX_PAGES,
+    )
+
+
+async def _ingest(config: RAGConfig, document_id: int, stream: BinaryIO) -> dict[str, Any]:
+    result = await service_for(config).ingest_pdf(document_id=document_id, stream=stream)
+    return result.as_dict()
+
+
+def ingest_document(document: Document) -> dict[str, Any]:
+    """Ingest a document's stored file; return the service's JSON-friendly result.
+
+    Raises the ``rag.errors`` types: permanent for bad input, transient for the environment.
+    """
+    config = rag_config()
+    try:
+        stream = document.file.open("rb")
+    except FileNotFoundError as exc:
+        raise PermanentIngestError(
+            f"The stored file {document.file.name!r} is missing from storage."
+        ) from exc
+    with stream:
+        return bridge.run(_ingest(config, document.pk, stream))
+
+
+def shutdown() -> None:
+    """Close the bridge's event loops and engines (worker process shutdown)."""
+    bridge.shutdown()

@@ -1,0 +1,206 @@
+"""``manage.py ingest PATH [PATH ...]``: create or find documents for PDFs and queue them."""
+
+from __future__ import annotations
+
+import json
+import sys
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+from django.core.exceptions import ValidationError
+from django.core.management.base import BaseCommand, CommandError, CommandParser
+from kombu.exceptions import OperationalError as BrokerError
+
+from documents import selectors, services
+from documents.models import Document
+
+Status = Document.Status
+FINISHED = {Status.READY, Status.FAILED}
+
+
+@dataclass
+class FileOutcome:
+    """One line of the report (and one object of ``--json``)."""
+
+    path: str
+    document_id: int | None = None
+    status: str = ""
+    pages: int | None = None
+    chunks: int | None = None
+    error: str = ""
+
+
+def find_pdfs(paths: list[str]) -> tuple[list[Path], list[FileOutcome]]:
+    """Expand folders (recursively, ``*.pdf`` in any case); report paths that do not exist."""
+    found: list[Path] = []
+    missing: list[FileOutcome] = []
+    for raw in paths:
+        path = Path(raw)
+        if path.is_dir():
+            found.extend(
+                sorted(p for p in path.rglob("*") if p.is_file() and p.suffix.lower() == ".pdf")
+            )
+        elif path.is_file():
+            found.append(path)
+        else:
+            missing.append(FileOutcome(path=raw, status="rejected", error="No such file or folder."))
+    return found, missing
+
+
+class Command(BaseCommand):
+    help = (
+        "Ingest PDF files: create (or find, by content) a document for each file and queue it "
+        "for the Celery worker. Folders are searched recursively for *.pdf."
+    )
+
+    def add_arguments(self, parser: CommandParser) -> None:
+        parser.add_argument("paths", nargs="+", help="PDF files and/or folders to search for PDFs.")
+        parser.add_argument(
+            "--wait",
+            action="store_true",
+            help="Wait until every queued document is ready or failed; exit 1 if any failed.",
+        )
+        parser.add_argument(
+            "--force",
+            action="store_true",
+            help="Reingest files that are already ingested (ready).",
+        )
+        parser.add_argument(
+            "--json",
+            action="store_true",
+            help="Print a JSON list of {path, document_id, status, pages, chunks, error} at the "
+            "end instead of one line per file.",
+        )
+        parser.add_argument(
+            "--timeout",
+            type=float,
+            default=3600.0,
+            help="With --wait: give up after this many seconds (default 3600).",
+        )
+
+    def handle(self, *args: Any, **options: Any) -> None:
+        self.as_json = options["json"]
+        files, outcomes = find_pdfs(options["paths"])
+        for outcome in outcomes:
+            self._line(outcome)
+        if not files and not outcomes:
+            raise CommandError("No PDF files found in: " + ", ".join(options["paths"]))
+
+        by_document: dict[int, list[FileOutcome]] = {}
+        for path in files:
+            outcome = self._register(path)
+            outcomes.append(outcome)
+            if outcome.document_id is not None:
+                by_document.setdefault(outcome.document_id, []).append(outcome)
+
+        try:
+            queued = services.document_ingest_enqueue(
+                document_ids=list(by_document), force=options["force"]
+            )
+        except BrokerError as exc:
+            raise CommandError(
+                f"Cannot reach the Celery broker ({exc}). Is Redis running? See CELERY_BROKER_URL."
+            ) from exc
+        documents = {d.pk: d for d in selectors.documents_by_ids(list(by_document))}
+        for document_id, items in by_document.items():
+            for outcome in items:
+                was_queued = document_id in queued
+                self._fill(outcome, documents[document_id], queued=was_queued)
+                self._line(outcome, label="queued" if was_queued else "present")
+
+        if options["wait"] and by_document:
+            self._wait(by_document, timeout=options["timeout"])
+        if self.as_json:
+            self.stdout.write(json.dumps([asdict(o) for o in outcomes], indent=2))
+
+        bad = [o for o in outcomes if o.status in ("rejected", Status.FAILED)]
+        if options["wait"] and any(o.status not in FINISHED | {"rejected"} for o in outcomes):
+            raise CommandError(f"Timed out after {options['timeout']:.0f}s waiting for the worker.")
+        if bad:
+            raise CommandError(f"{len(bad)} of {len(outcomes)} file(s) failed or were rejected.")
+
+    # --- per file ----------------------------------------------------------------------------
+
+    def _register(self, path: Path) -> FileOutcome:
+        outcome = FileOutcome(path=str(path))
+        try:
+            with path.open("rb") as fh:
+                created = services.document_create(
+                    file=fh, name=path.name, size=path.stat().st_size
+                )
+        except ValidationError as exc:
+            outcome.status, outcome.error = "rejected", " ".join(exc.messages)
+            self._line(outcome)
+            return outcome
+        except OSError as exc:
+            outcome.status, outcome.error = "rejected", f"Cannot read the file: {exc.strerror}."
+            self._line(outcome)
+            return outcome
+        outcome.document_id = created.document.pk
+        return outcome
+
+    def _fill(self, outcome: FileOutcome, document: Document, *, queued: bool) -> None:
+        outcome.status = "queued" if queued else document.status
+        outcome.pages = document.page_count
+        outcome.chunks = document.chunk_count
+        failed = document.status == Status.FAILED
+        outcome.error = f"{document.error_code}: {document.error_message}" if failed else ""
+
+    def _line(self, outcome: FileOutcome, *, label: str = "") -> None:
+        if self.as_json:
+            return
+        label = label or outcome.status
+        detail = f"document {outcome.document_id}" if outcome.document_id else ""
+        if label == "present":
+            detail += f", {outcome.status}"
+        if outcome.status == Status.READY:
+            detail += f", {outcome.pages} pages, {outcome.chunks} chunks"
+        if outcome.error:
+            detail = f"{detail}: {outcome.error}" if detail else outcome.error
+        message = f"{label:<10} {outcome.path}" + (f"  ({detail})" if detail else "")
+        stream = self.stderr if outcome.status in ("rejected", Status.FAILED) else self.stdout
+        stream.write(message)
+
+    # --- waiting -----------------------------------------------------------------------------
+
+    def _wait(self, by_document: dict[int, list[FileOutcome]], *, timeout: float) -> None:
+        deadline = time.monotonic() + timeout
+        pending = set(by_document)
+        total = len(pending)
+        last_drawn = None
+        while pending and time.monotonic() < deadline:
+            for document in selectors.documents_by_ids(list(pending)):
+                if document.status in FINISHED:
+                    pending.discard(document.pk)
+                    for outcome in by_document[document.pk]:
+                        self._fill(outcome, document, queued=False)
+            done = total - len(pending)
+            if done != last_drawn:
+                self._progress(done, total)
+                last_drawn = done
+            if pending:
+                time.sleep(0.5)
+        self._progress_end()
+        for document_id in by_document:
+            for outcome in by_document[document_id]:
+                if document_id in pending:
+                    outcome.status = "timeout"
+                    outcome.error = "Still not finished when --wait gave up."
+                self._line(outcome)
+
+    def _progress(self, done: int, total: int) -> None:
+        width = 30
+        filled = int(width * done / total) if total else width
+        bar = "#" * filled + "-" * (width - filled)
+        text = f"[{bar}] {done}/{total} documents finished"
+        if sys.stderr.isatty():
+            self.stderr.write("\r" + text, ending="")
+            self.stderr.flush()
+        else:
+            self.stderr.write(text)
+
+    def _progress_end(self) -> None:
+        if sys.stderr.isatty():
+            self.stderr.write("")

@@ -1,0 +1,147 @@
+"""Document (one uploaded PDF, unique by content) and Chunk (one embedded piece of it)."""
+
+from __future__ import annotations
+
+from django.conf import settings
+from django.db import models
+from pgvector.django import HnswIndex, VectorField
+
+from documents.storage import document_upload_path
+
+
+class Document(models.Model):
+    """A PDF and the state of its ingestion.
+
+    Status transitions (all made by ``documents.services``)::
+
+        QUEUED ──► PROCESSING ──► READY
+          ▲            │   └────► FAILED
+          └────────────┴──── reingest (from READY or FAILED, or a stuck QUEUED/PROCESSING)
+    """
+
+    class Status(models.TextChoices):
+        """Where the document is in its ingestion."""
+
+        QUEUED = "queued", "Queued"
+        PROCESSING = "processing", "Processing"
+        READY = "ready", "Ready"
+        FAILED = "failed", "Failed"
+
+    title = models.CharField(
+        "title", max_length=255, help_text="Shown in lists and search results; from the file name."
+    )
+    file = models.FileField(
+        "file",
+        upload_to=document_upload_path,
+        max_length=255,
+        help_text="The stored PDF, named by its SHA-256 (never by the uploaded name).",
+    )
+    sha256 = models.CharField(
+        "SHA-256",
+        max_length=64,
+        unique=True,
+        help_text="Hash of the file's bytes: the same bytes are one document.",
+    )
+    size_bytes = models.BigIntegerField("size (bytes)", help_text="Size of the stored file.")
+    status = models.CharField(
+        "status",
+        max_length=16,
+        choices=Status.choices,
+        default=Status.QUEUED,
+        help_text="Ingestion state; see the transitions in the model's docstring.",
+    )
+    page_count = models.IntegerField(
+        "pages", null=True, blank=True, help_text="Pages in the PDF, once it has been read."
+    )
+    chunk_count = models.IntegerField(
+        "chunks", default=0, help_text="Chunks in the current (searchable) set."
+    )
+    error_code = models.CharField(
+        "error code",
+        max_length=32,
+        blank=True,
+        help_text="Machine-readable reason of the last failure (not_pdf, encrypted, corrupt...).",
+    )
+    error_message = models.TextField(
+        "error", blank=True, help_text="Readable reason of the last failure."
+    )
+    embedder = models.CharField(
+        "embedder", max_length=200, blank=True, help_text="Model that embedded the current chunks."
+    )
+    timings = models.JSONField(
+        "timings",
+        default=dict,
+        blank=True,
+        help_text="Seconds per stage of the last successful ingestion (parse, embed, write...).",
+    )
+    last_task_id = models.CharField(
+        "last task id",
+        max_length=255,
+        blank=True,
+        help_text="Celery task id of the latest ingestion (its TaskResult).",
+    )
+    created_at = models.DateTimeField("created", auto_now_add=True, help_text="Upload time.")
+    updated_at = models.DateTimeField("updated", auto_now=True, help_text="Last change.")
+    processing_started_at = models.DateTimeField(
+        "processing started",
+        null=True,
+        blank=True,
+        help_text="When a worker started the latest ingestion.",
+    )
+    ingested_at = models.DateTimeField(
+        "ingested", null=True, blank=True, help_text="When the current chunks were written."
+    )
+
+    class Meta:
+        ordering = ["-created_at"]
+        indexes = [
+            models.Index(fields=["status", "updated_at"], name="document_status_updated_idx"),
+        ]
+
+    def __str__(self) -> str:
+        return self.title
+
+
+class Chunk(models.Model):
+    """A piece of a document's text with its embedding and the pages it spans."""
+
+    document = models.ForeignKey(
+        Document,
+        on_delete=models.CASCADE,
+        related_name="chunks",
+        verbose_name="document",
+        help_text="The document the text comes from.",
+    )
+    ordinal = models.IntegerField("ordinal", help_text="Position in the document, from 0.")
+    page_start = models.IntegerField("first page", help_text="Page where the text starts (1-based).")
+    page_end = models.IntegerField("last page", help_text="Page where the text ends (1-based).")
+    text = models.TextField("text", help_text="The chunk's normalised text.")
+    token_count = models.IntegerField("tokens", help_text="Length in the embedder's tokens.")
+    embedder = models.CharField(
+        "embedder", max_length=200, help_text="Model that made the embedding."
+    )
+    embedding = VectorField(
+        "embedding",
+        dimensions=settings.RAG_EMBEDDING_DIMENSIONS,
+        help_text="Unit-length vector (cosine distance).",
+    )
+
+    class Meta:
+        ordering = ["document", "ordinal"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["document", "ordinal"], name="chunk_document_ordinal_unique"
+            ),
+        ]
+        indexes = [
+            HnswIndex(
+                name="chunk_embedding_hnsw",
+                fields=["embedding"],
+                m=16,
+                ef_construction=64,
+                opclasses=["vector_cosine_ops"],
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.document_id}#{self.ordinal} (p. {self.page_start}-{self.page_end})"

@@ -1,0 +1,31 @@
+"""Reads shared by the admin and the management commands."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from django.db.models import QuerySet
+from django_celery_results.models import TaskResult
+
+from documents.models import Chunk, Document
+
+
+def document_task_result(document: Document) -> TaskResult | None:
+    """The TaskResult of the document's latest ingestion task, if the worker stored one."""
+    if not document.last_task_id:
+        return None
+    return TaskResult.objects.filter(task_id=document.last_task_id).first()
+
+
+def document_chunks_preview(document: Document, *, limit: int) -> list[Chunk]:
+    """The first ``limit`` chunks of a document, in order (embeddings not loaded)."""
+    return list(
+        Chunk.objects.filter(document=document)
+        .order_by("ordinal")
+        .defer("embedding")[:limit]
+    )
+
+
+def documents_by_ids(document_ids: Sequence[int]) -> QuerySet[Document]:
+    """Documents with the given ids (order not guaranteed)."""
+    return Document.objects.filter(pk__in=list(document_ids))

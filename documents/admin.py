@@ -124,7 +124,9 @@ class DocumentAdmin(admin.ModelAdmin):
             (
                 (
                     c.ordinal,
-                    f"{c.page_start}" if c.page_start == c.page_end else f"{c.page_start}–{c.page_end}",
+                    f"{c.page_start}"
+                    if c.page_start == c.page_end
+                    else f"{c.page_start}–{c.page_end}",
                     c.token_count,
                     c.text[:300] + ("…" if len(c.text) > 300 else ""),
                 )
@@ -132,8 +134,10 @@ class DocumentAdmin(admin.ModelAdmin):
             ),
         )
         rest = obj.chunk_count - len(chunks)
-        all_url = reverse("admin:documents_chunk_changelist") + "?" + urlencode(
-            {"document__id__exact": obj.pk}
+        all_url = (
+            reverse("admin:documents_chunk_changelist")
+            + "?"
+            + urlencode({"document__id__exact": obj.pk})
         )
         more = format_html(
             '<p><a href="{}">{}</a></p>',
@@ -206,7 +210,9 @@ class DocumentAdmin(admin.ModelAdmin):
     def _store_uploads(self, request: HttpRequest, files: list[Any]) -> None:
         new_ids: list[int] = []
         for uploaded in files:
-            outcome = services.document_create(file=uploaded, name=uploaded.name, size=uploaded.size)
+            outcome = services.document_create(
+                file=uploaded, name=uploaded.name, size=uploaded.size
+            )
             document = outcome.document
             if outcome.created:
                 new_ids.append(document.pk)
@@ -238,7 +244,15 @@ class ChunkAdmin(admin.ModelAdmin):
     search_fields = ("text",)
     ordering = ("document", "ordinal")
     exclude = ("embedding",)
-    readonly_fields = ("document", "ordinal", "page_start", "page_end", "token_count", "embedder", "text")
+    readonly_fields = (
+        "document",
+        "ordinal",
+        "page_start",
+        "page_end",
+        "token_count",
+        "embedder",
+        "text",
+    )
 
     def get_queryset(self, request: HttpRequest) -> QuerySet[Chunk]:
         return super().get_queryset(request).defer("embedding")

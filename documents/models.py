@@ -113,7 +113,9 @@ class Chunk(models.Model):
         help_text="The document the text comes from.",
     )
     ordinal = models.IntegerField("ordinal", help_text="Position in the document, from 0.")
-    page_start = models.IntegerField("first page", help_text="Page where the text starts (1-based).")
+    page_start = models.IntegerField(
+        "first page", help_text="Page where the text starts (1-based)."
+    )
     page_end = models.IntegerField("last page", help_text="Page where the text ends (1-based).")
     text = models.TextField("text", help_text="The chunk's normalised text.")
     token_count = models.IntegerField("tokens", help_text="Length in the embedder's tokens.")

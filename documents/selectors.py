@@ -20,9 +20,7 @@ def document_task_result(document: Document) -> TaskResult | None:
 def document_chunks_preview(document: Document, *, limit: int) -> list[Chunk]:
     """The first ``limit`` chunks of a document, in order (embeddings not loaded)."""
     return list(
-        Chunk.objects.filter(document=document)
-        .order_by("ordinal")
-        .defer("embedding")[:limit]
+        Chunk.objects.filter(document=document).order_by("ordinal").defer("embedding")[:limit]
     )
 
 

@@ -23,6 +23,7 @@ from django.utils import timezone
 
 from documents import ingestion
 from documents.models import Document
+from documents.storage import document_upload_path
 
 logger = logging.getLogger(__name__)
 
@@ -61,7 +62,9 @@ def validate_pdf_file(file: IO[bytes], *, size: int) -> None:
     head = file.read(ingestion.PDF_HEADER_BYTES)
     file.seek(0)
     if not ingestion.looks_like_pdf(head):
-        raise ValidationError("The file is not a PDF (its bytes have no PDF header).", code="not_pdf")
+        raise ValidationError(
+            "The file is not a PDF (its bytes have no PDF header).", code="not_pdf"
+        )
 
 
 @dataclass(frozen=True)
@@ -84,9 +87,15 @@ def document_create(*, file: IO[bytes], name: str, size: int) -> CreateOutcome:
     if existing is not None:
         return CreateOutcome(existing, created=False)
     document = Document(title=_title_from_name(name), sha256=sha256, size_bytes=size)
+    stored_name = document_upload_path(document, "")
     try:
         with transaction.atomic():
-            document.file.save(f"{sha256}.pdf", File(file), save=False)
+            if document.file.storage.exists(stored_name):
+                # Content-addressed: a file under this name holds these very bytes (left by an
+                # upload whose transaction failed, or a deleted document). Reuse it.
+                document.file.name = stored_name
+            else:
+                document.file.save(stored_name, File(file), save=False)
             document.save()
     except IntegrityError:
         # The same bytes were uploaded concurrently and the other upload won: it is one document.

@@ -164,16 +164,37 @@ def loop_id() -> int | None:
     return id(state.loop)
 
 
+def close_current() -> None:
+    """Close this thread's bridge loop and its resources (a thread that is about to end)."""
+    state: _LoopState | None = getattr(_local, "state", None)
+    if state is None:
+        return
+    del _local.state
+    with _states_lock:
+        if _states.get(state.thread_id) is state:
+            del _states[state.thread_id]
+    _close_state(state)
+
+
 def shutdown() -> None:
     """Close every bridge loop of this process: resources first, then async generators, the
-    default executor and the loop itself. Safe to call more than once."""
+    default executor and the loop itself. Safe to call more than once.
+
+    Meant for process shutdown, when no task runs; a loop still running in another thread is
+    left alone (closing it under its thread would break the task it runs).
+    """
     with _states_lock:
         states = list(_states.values())
-        _states.clear()
     for state in states:
+        if state.loop.is_running():
+            logger.warning("bridge: loop of thread %d still running at shutdown", state.thread_id)
+            continue
+        with _states_lock:
+            _states.pop(state.thread_id, None)
         _close_state(state)
-    if hasattr(_local, "state"):
-        del _local.state
+    if getattr(_local, "state", None) is not None and _local.state.pid == os.getpid():
+        if _local.state.loop.is_closed():
+            del _local.state
 
 
 def _close_state(state: _LoopState) -> None:

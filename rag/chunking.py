@@ -87,14 +87,8 @@ class Chunker:
         cut = len(units) if final else self._cut_point(units)
         chunk, cut = self._make_chunk(units[:cut])
         chunk_units = units[:cut]
-        # Keep the tail of this chunk as the head of the next one (the overlap).
-        carried: list[_Unit] = []
-        carried_tokens = 0
-        for unit in reversed(chunk_units):
-            if carried_tokens + unit.tokens > self.overlap_tokens:
-                break
-            carried.insert(0, unit)
-            carried_tokens += unit.tokens
+        carried = self._overlap(chunk_units)
+        carried_tokens = sum(u.tokens for u in carried)
         rest = units[cut:]
         self._units = carried + rest
         self._unit_tokens = carried_tokens + sum(u.tokens for u in rest)
@@ -104,6 +98,29 @@ class Chunker:
         first_needed = self._units[0].page if self._units else max(self._page_texts)
         self._page_texts = {n: t for n, t in self._page_texts.items() if n >= first_needed}
         return chunk
+
+    def _overlap(self, units: list[_Unit]) -> list[_Unit]:
+        """The tail of a chunk repeated at the head of the next one.
+
+        At most ``overlap_tokens`` long; it starts after a sentence end when one falls inside
+        it, and never with punctuation, so the next chunk starts like a sentence would.
+        """
+        start, total = len(units), 0
+        while start > 0 and total + units[start - 1].tokens <= self.overlap_tokens:
+            start -= 1
+            total += units[start].tokens
+        if start == len(units):
+            return []
+        tail = units[start:]
+        for index in range(len(tail) - 2, -1, -1):
+            if tail[index].sentence_end:
+                return tail[index + 1 :]
+        while tail and not self._unit_text(tail[0])[:1].isalnum():
+            tail = tail[1:]
+        return tail
+
+    def _unit_text(self, unit: _Unit) -> str:
+        return self._page_texts[unit.page][unit.start : unit.end]
 
     def _cut_point(self, units: list[_Unit]) -> int:
         """Index after the last sentence end in the second half of ``units``, else all of them."""

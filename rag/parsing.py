@@ -19,10 +19,9 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import BinaryIO
 
-from pypdf import PdfReader
-from pypdf import PasswordType
+from pypdf import PasswordType, PdfReader
 
-from rag.errors import CorruptPdfError, EncryptedPdfError, NoTextError, NotAPdfError, TooLargeError
+from rag.errors import CorruptPdfError, EncryptedPdfError, NotAPdfError, NoTextError, TooLargeError
 
 logger = logging.getLogger(__name__)
 

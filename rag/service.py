@@ -90,7 +90,9 @@ class RAGService:
             watch.add("write", started)
         except DBAPIError as exc:
             # Only a lost or refused connection is worth retrying; a failing statement is a bug.
-            if not (exc.connection_invalidated or isinstance(exc, OperationalError | InterfaceError)):
+            if not (
+                exc.connection_invalidated or isinstance(exc, OperationalError | InterfaceError)
+            ):
                 raise
             raise TransientIngestError(f"Database unavailable: {exc.orig or exc}") from exc
         watch.add("total", total_started)

@@ -137,9 +137,7 @@ async def replace_chunks(
     with an identical set instead of adding to it.
     """
     async with engine.begin() as conn:
-        await conn.execute(
-            select(func.pg_advisory_xact_lock(DOCUMENT_LOCK_NAMESPACE, document_id))
-        )
+        await conn.execute(select(func.pg_advisory_xact_lock(DOCUMENT_LOCK_NAMESPACE, document_id)))
         exists = await conn.execute(
             select(DocumentRow.id).where(DocumentRow.id == document_id).with_for_update()
         )

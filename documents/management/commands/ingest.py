@@ -45,7 +45,9 @@ def find_pdfs(paths: list[str]) -> tuple[list[Path], list[FileOutcome]]:
         elif path.is_file():
             found.append(path)
         else:
-            missing.append(FileOutcome(path=raw, status="rejected", error="No such file or folder."))
+            missing.append(
+                FileOutcome(path=raw, status="rejected", error="No such file or folder.")
+            )
     return found, missing
 
 

@@ -1,0 +1,47 @@
+# One image for both the web process and the Celery worker (docker-compose.yml picks the command).
+FROM python:3.11-slim
+
+# Runtime state lives under /data (uploads in /data/media, a volume shared with the workers);
+# collected static files stay in the image.
+ENV PYTHONDONTWRITEBYTECODE=1 \
+    PYTHONUNBUFFERED=1 \
+    PIP_NO_CACHE_DIR=1 \
+    PIP_DISABLE_PIP_VERSION_CHECK=1 \
+    FCA_DATA_DIR=/data \
+    DJANGO_MEDIA_ROOT=/data/media \
+    DJANGO_STATIC_ROOT=/app/staticfiles
+
+WORKDIR /app
+
+# torch first, from the CPU-only index: the default wheel pulls in gigabytes of CUDA libraries
+# that a CPU-only image never uses. requirements.txt pins the same version, so the next step
+# keeps this build instead of replacing it. Its own layer keeps it cached when requirements change.
+RUN pip install --index-url https://download.pytorch.org/whl/cpu torch==2.13.0
+
+COPY requirements.txt .
+RUN pip install -r requirements.txt
+
+# The container's WSGI server, not a dependency of the project code (development uses
+# runserver), so it is installed here rather than pinned in requirements.txt.
+RUN pip install gunicorn==23.0.0
+
+COPY . .
+
+# Settings refuse to load without a secret key once DATABASE_URL is set, and they only parse
+# DATABASE_URL (no connection at import), so throwaway values suffice. They are given to this
+# command only and never reach the image's environment.
+RUN DJANGO_SECRET_KEY=build-only \
+    DATABASE_URL=postgresql://build@localhost/build \
+    python manage.py collectstatic --noinput
+
+# Run unprivileged. The code and static files stay owned by root (read-only to the app); only
+# /data/media is writable. Creating it here with this owner matters: an empty named volume is
+# initialised from the image's directory, ownership included, so uploads work without a chown.
+RUN useradd --create-home --uid 10001 app \
+    && mkdir -p /data/media \
+    && chown -R app:app /data
+USER app
+
+EXPOSE 8000
+
+CMD ["gunicorn", "fca_site.wsgi:application", "--bind", "0.0.0.0:8000", "--workers", "3"]

@@ -1,0 +1,76 @@
+#!/usr/bin/env bash
+# Prepare the checkout: .venv/ with every pinned package, and a reachable Redis broker.
+# Idempotent: reinstalls only when requirements.txt changed. Sourced by demo.sh and test.sh,
+# or run on its own.
+set -euo pipefail
+
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+VENV="$ROOT/.venv"
+PY="$VENV/bin/python"
+log() { printf '==> %s\n' "$*" >&2; }
+
+find_python() {
+    for candidate in python3.11 python3 python; do
+        if command -v "$candidate" >/dev/null 2>&1 &&
+            "$candidate" -c 'import sys; sys.exit(sys.version_info < (3, 11))' 2>/dev/null; then
+            command -v "$candidate"
+            return 0
+        fi
+    done
+    echo "Python 3.11 or newer is required." >&2
+    return 1
+}
+
+ensure_venv() {
+    if [ ! -x "$PY" ]; then
+        log "Creating virtualenv in .venv/"
+        "$(find_python)" -m venv "$VENV"
+    fi
+    local stamp="$VENV/.requirements.sha256"
+    local want
+    want="$(sha256sum "$ROOT/requirements.txt" | cut -d' ' -f1)"
+    if [ "$(cat "$stamp" 2>/dev/null)" != "$want" ]; then
+        log "Installing requirements (first run takes a few minutes)"
+        local extra=()
+        # This machine kind keeps the CPU build of torch in /opt/wheels.
+        [ -d /opt/wheels ] && extra+=(--find-links /opt/wheels)
+        "$PY" -m pip install --quiet --disable-pip-version-check "${extra[@]}" \
+            -r "$ROOT/requirements.txt"
+        echo "$want" >"$stamp"
+    fi
+}
+
+ensure_redis() {
+    local url="${CELERY_BROKER_URL:-redis://localhost:6379/0}"
+    if "$PY" - "$url" <<'PY' 2>/dev/null; then
+import sys, redis
+redis.Redis.from_url(sys.argv[1], socket_connect_timeout=2).ping()
+PY
+        return 0
+    fi
+    case "$url" in
+        redis://localhost* | redis://127.0.0.1*)
+            if command -v redis-server >/dev/null 2>&1; then
+                log "Starting Redis on 127.0.0.1:6379"
+                redis-server --daemonize yes --bind 127.0.0.1 --port 6379 --save "" --appendonly no >/dev/null
+                for _ in $(seq 1 50); do
+                    redis-cli -h 127.0.0.1 -p 6379 ping >/dev/null 2>&1 && return 0
+                    sleep 0.1
+                done
+            fi
+            ;;
+    esac
+    echo "Redis is not reachable at $url. Start it, or set CELERY_BROKER_URL." >&2
+    return 1
+}
+
+setup_all() {
+    cd "$ROOT"
+    ensure_venv
+    ensure_redis
+}
+
+if [ "${BASH_SOURCE[0]}" = "$0" ]; then
+    setup_all
+    log "Ready: $PY"
+fi

@@ -1,0 +1,25 @@
+#!/usr/bin/env bash
+# Run every check and the whole test suite (unit and integration, with real Celery workers,
+# Redis and the embedded PostgreSQL). Leaves no process of its own running.
+set -euo pipefail
+source "$(dirname "${BASH_SOURCE[0]}")/setup.sh"
+setup_all
+
+# Stop the embedded database afterwards only if this run started it.
+started_db=0
+if [ -z "${DATABASE_URL:-}" ] && ! "$PY" -m fca_site.embedded_db status >/dev/null 2>&1; then
+    started_db=1
+fi
+cleanup() {
+    if [ "$started_db" = 1 ]; then
+        "$PY" -m fca_site.embedded_db stop >/dev/null 2>&1 || true
+    fi
+}
+trap cleanup EXIT
+
+log "ruff"
+"$VENV/bin/ruff" check .
+log "import contracts"
+"$VENV/bin/lint-imports" --no-cache
+log "pytest"
+"$PY" -m pytest "$@"

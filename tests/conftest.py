@@ -1,0 +1,96 @@
+"""Shared fixtures: corpus files, an isolated media folder and broker queue, a staff user."""
+
+from __future__ import annotations
+
+import csv
+import os
+import uuid
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+CORPUS_DIR = Path(os.environ.get("FCA_CORPUS_DIR", ROOT.parent / "shared" / "corpus"))
+
+# One Redis database and one queue per test run: a developer's own worker on the same Redis
+# never steals the tests' messages, and two test runs never see each other's.
+TEST_BROKER_URL = os.environ.get("FCA_TEST_BROKER_URL", "redis://127.0.0.1:6379/15")
+TEST_QUEUE = f"fca-test-{uuid.uuid4().hex[:8]}"
+
+
+@dataclass(frozen=True)
+class CorpusEntry:
+    """One row of the corpus MANIFEST.tsv."""
+
+    filename: str
+    pages: str
+    encrypted: str
+    extractable_chars: int
+
+    @property
+    def path(self) -> Path:
+        return CORPUS_DIR / self.filename
+
+    @property
+    def page_count(self) -> int | None:
+        return int(self.pages) if self.pages.isdigit() else None
+
+
+def load_manifest() -> dict[str, CorpusEntry]:
+    """The corpus manifest by file name (empty when the corpus is absent)."""
+    manifest = CORPUS_DIR / "MANIFEST.tsv"
+    if not manifest.exists():
+        return {}
+    with manifest.open(newline="") as fh:
+        rows = csv.DictReader(fh, delimiter="\t")
+        return {
+            row["filename"]: CorpusEntry(
+                filename=row["filename"],
+                pages=row["pages"],
+                encrypted=row["encrypted"],
+                extractable_chars=int(row["extractable_chars"] or 0),
+            )
+            for row in rows
+        }
+
+
+@pytest.fixture(scope="session")
+def corpus() -> dict[str, CorpusEntry]:
+    """The real-world PDF corpus in ../shared/corpus (tests skip, saying why, if it is absent)."""
+    entries = load_manifest()
+    if not entries:
+        pytest.skip(f"PDF corpus not found at {CORPUS_DIR} (set FCA_CORPUS_DIR to its folder)")
+    return entries
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _isolated_media_and_queue(tmp_path_factory: pytest.TempPathFactory) -> None:
+    """Uploads go to a temporary folder and messages to this run's own queue."""
+    from django.conf import settings
+
+    from fca_site.celery import app
+
+    media = tmp_path_factory.mktemp("media")
+    settings.MEDIA_ROOT = media
+    os.environ["DJANGO_MEDIA_ROOT"] = str(media)
+    app.conf.broker_url = TEST_BROKER_URL
+    app.conf.task_default_queue = TEST_QUEUE
+    settings.RAG_EMBEDDER = "hash"
+
+
+@pytest.fixture
+def staff_client(client, django_user_model):
+    """A test client logged in as a superuser (staff)."""
+    user = django_user_model.objects.create_superuser("admin", "admin@example.com", "pw-admin-1")
+    client.force_login(user)
+    return client
+
+
+@pytest.fixture(scope="session")
+def rag_bridge(django_db_setup, django_db_blocker):
+    """The bridge's loop and engines in this process, closed before the test database goes."""
+    from rag import bridge
+
+    yield bridge
+    bridge.shutdown()

@@ -1,0 +1,79 @@
+"""Admin: staff only; the upload form takes several PDFs, rejects bad ones, writes nothing then."""
+
+from __future__ import annotations
+
+import pytest
+from django.core.files.uploadedfile import SimpleUploadedFile
+from django.urls import reverse
+
+from documents.models import Document
+
+pytestmark = pytest.mark.django_db
+
+
+def pdf(name: str, body: bytes = b"") -> SimpleUploadedFile:
+    return SimpleUploadedFile(name, b"%PDF-1.7\n" + body + name.encode(), "application/pdf")
+
+
+@pytest.mark.parametrize(
+    "url_name", ["admin:documents_document_changelist", "admin:documents_document_upload"]
+)
+def test_anonymous_and_non_staff_users_are_sent_to_login(client, django_user_model, url_name):
+    url = reverse(url_name)
+    assert client.get(url).status_code == 302
+    user = django_user_model.objects.create_user("plain", password="pw-plain-1")
+    client.force_login(user)
+    response = client.get(url)
+    assert response.status_code == 302
+    assert reverse("admin:login") in response["Location"]
+
+
+def test_upload_creates_and_queues_several_documents(staff_client, django_capture_on_commit_callbacks):
+    with django_capture_on_commit_callbacks() as callbacks:
+        response = staff_client.post(
+            reverse("admin:documents_document_upload"), {"files": [pdf("a.pdf"), pdf("b.pdf")]}
+        )
+    assert response.status_code == 302
+    assert sorted(Document.objects.values_list("title", flat=True)) == ["a", "b"]
+    assert all(d.last_task_id for d in Document.objects.all())
+    assert len(callbacks) == 2
+
+
+def test_uploading_present_bytes_is_reported_not_duplicated(
+    staff_client, django_capture_on_commit_callbacks
+):
+    url = reverse("admin:documents_document_upload")
+    with django_capture_on_commit_callbacks():
+        staff_client.post(url, {"files": [pdf("a.pdf")]})
+        response = staff_client.post(url, {"files": [pdf("a.pdf")]}, follow=True)
+    assert Document.objects.count() == 1
+    assert "already present" in response.content.decode()
+
+
+def test_a_non_pdf_in_the_upload_rejects_the_form_and_writes_nothing(staff_client, settings):
+    fake = SimpleUploadedFile("evil.pdf", b"MZ\x90\x00 an executable", "application/pdf")
+    response = staff_client.post(
+        reverse("admin:documents_document_upload"), {"files": [pdf("good.pdf"), fake]}
+    )
+    assert response.status_code == 200
+    assert "evil.pdf: The file is not a PDF" in response.content.decode()
+    assert Document.objects.count() == 0
+    assert not list(settings.MEDIA_ROOT.rglob("*.pdf"))
+
+
+def test_an_oversized_upload_is_rejected_with_a_form_error(staff_client, settings):
+    settings.RAG_MAX_UPLOAD_BYTES = 100
+    response = staff_client.post(
+        reverse("admin:documents_document_upload"), {"files": [pdf("big.pdf", b"x" * 500)]}
+    )
+    assert response.status_code == 200
+    assert "the limit is" in response.content.decode()
+    assert Document.objects.count() == 0
+
+
+def test_changelist_shows_status_and_the_upload_link(staff_client, django_capture_on_commit_callbacks):
+    with django_capture_on_commit_callbacks():
+        staff_client.post(reverse("admin:documents_document_upload"), {"files": [pdf("a.pdf")]})
+    html = staff_client.get(reverse("admin:documents_document_changelist")).content.decode()
+    assert "fca-status-queued" in html
+    assert reverse("admin:documents_document_upload") in html

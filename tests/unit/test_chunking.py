@@ -1,0 +1,86 @@
+"""Chunking: sized in the embedder's tokens, never over the model limit, pages tracked."""
+
+from __future__ import annotations
+
+import pytest
+
+from rag.chunking import Chunker, chunk_pages
+from rag.embedding import default_model_path
+from rag.parsing import Page, PdfDocument
+from rag.tokens import SimpleTokenizer, WordPieceTokenizer
+
+
+@pytest.fixture(scope="module")
+def wordpiece() -> WordPieceTokenizer:
+    return WordPieceTokenizer(default_model_path() / "tokenizer.json", max_seq_length=256)
+
+
+def words(n: int, start: int = 0) -> str:
+    return " ".join(f"w{i}." if i % 10 == 9 else f"w{i}" for i in range(start, start + n))
+
+
+def test_chunks_cover_every_word_once_plus_overlap_and_track_pages():
+    tokenizer = SimpleTokenizer(max_tokens=256)
+    pages = [Page(1, words(150)), Page(2, ""), Page(3, words(150, start=150))]
+    chunks = list(chunk_pages(pages, tokenizer, chunk_tokens=50, overlap_tokens=10))
+
+    assert [c.ordinal for c in chunks] == list(range(len(chunks)))
+    assert all(c.token_count <= 50 for c in chunks)
+    seen = [w.rstrip(".") for c in chunks for w in c.text.split()]
+    assert {f"w{i}" for i in range(300)} == set(seen)
+    assert chunks[0].page_start == 1
+    assert chunks[-1].page_end == 3
+    spanning = [c for c in chunks if c.page_start != c.page_end]
+    assert spanning and all((c.page_start, c.page_end) == (1, 3) for c in spanning)
+    assert all(c.page_start in (1, 3) and c.page_end in (1, 3) for c in chunks)
+
+
+def test_consecutive_chunks_share_the_overlap():
+    tokenizer = SimpleTokenizer()
+    chunks = list(chunk_pages([Page(1, words(400))], tokenizer, chunk_tokens=60, overlap_tokens=12))
+    for previous, current in zip(chunks, chunks[1:], strict=False):
+        head = current.text.split()[0]
+        assert head in previous.text.split()[-12:], (previous.text, current.text)
+        assert head[0].isalnum()
+
+
+def test_chunks_prefer_to_end_at_a_sentence():
+    tokenizer = SimpleTokenizer()
+    chunks = list(chunk_pages([Page(1, words(400))], tokenizer, chunk_tokens=60, overlap_tokens=0))
+    # Sentences end every 10 words ("w9."): every full chunk ends on one.
+    assert all(c.text.endswith(".") for c in chunks[:-1])
+
+
+def test_a_word_longer_than_a_chunk_is_cut_not_dropped(wordpiece):
+    giant = "x" * 3000
+    chunks = list(chunk_pages([Page(1, f"start {giant} end")], wordpiece,
+                              chunk_tokens=100, overlap_tokens=0))
+    assert all(c.token_count <= 100 for c in chunks)
+    assert "".join(c.text.replace("start", "").replace("end", "").replace(" ", "")
+                   for c in chunks).count("x") == 3000
+
+
+def test_chunk_size_is_capped_at_the_model_input_limit(wordpiece):
+    chunker = Chunker(wordpiece, chunk_tokens=10_000, overlap_tokens=50)
+    assert chunker.chunk_tokens == wordpiece.max_tokens == 254
+
+
+@pytest.mark.parametrize(
+    "filename",
+    [
+        "long-freeculture-book-352pages.pdf",
+        "cjk-chinese-report-22pages.pdf",
+        "rtl-hebrew-table-1page.pdf",
+        "table-ca-warn-report-16pages.pdf",
+        "gov-federal-register-3col-15pages.pdf",
+    ],
+)
+def test_no_real_chunk_exceeds_the_model_limit(corpus, wordpiece, filename):
+    with corpus[filename].path.open("rb") as fh:
+        pdf = PdfDocument(fh, max_pages=5000)
+        chunks = list(chunk_pages(pdf.pages(), wordpiece, chunk_tokens=254, overlap_tokens=32))
+    assert chunks
+    for chunk in chunks:
+        # Re-count independently of the chunker: the model would see exactly this many tokens.
+        assert wordpiece.count(chunk.text) == chunk.token_count <= wordpiece.max_tokens
+        assert 1 <= chunk.page_start <= chunk.page_end <= pdf.page_count

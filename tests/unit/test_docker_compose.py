@@ -1,0 +1,152 @@
+"""The container stack (docker-compose.yml and the Dockerfile) is wired the way the app needs.
+
+Static checks of the files only: no Docker engine and no database are needed.
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from urllib.parse import urlparse
+
+import pytest
+import yaml
+
+ROOT = Path(__file__).resolve().parents[2]
+COMPOSE_FILE = ROOT / "docker-compose.yml"
+APP_SERVICES = ("web", "worker")
+
+
+def env_dict(environment: dict | list | None) -> dict[str, str]:
+    """A service's ``environment`` as a dict, from either compose form.
+
+    Compose accepts a mapping (``KEY: value``) or a list of ``KEY=VALUE`` strings; a bare
+    ``KEY`` in the list passes the variable through from the host, with no value here.
+    """
+    if not environment:
+        return {}
+    if isinstance(environment, dict):
+        return {str(k): "" if v is None else str(v) for k, v in environment.items()}
+    result = {}
+    for item in environment:
+        key, _, value = str(item).partition("=")
+        result[key] = value
+    return result
+
+
+def command_words(command: str | list) -> list[str]:
+    """A service's ``command`` as a list of words, from either compose form."""
+    return command.split() if isinstance(command, str) else [str(word) for word in command]
+
+
+def volume_mounts(volumes: list) -> dict[str, str]:
+    """A service's volumes as ``{target path: source}``, from short or long syntax."""
+    mounts = {}
+    for volume in volumes or []:
+        if isinstance(volume, dict):
+            mounts[volume["target"]] = volume.get("source", "")
+        else:
+            source, _, rest = str(volume).partition(":")
+            mounts[rest.split(":")[0]] = source
+    return mounts
+
+
+@pytest.fixture(scope="module")
+def compose() -> dict:
+    # safe_load resolves the anchors and merge keys (x-app-env, x-app) like compose does.
+    return yaml.safe_load(COMPOSE_FILE.read_text())
+
+
+@pytest.fixture(scope="module")
+def services(compose: dict) -> dict:
+    return compose["services"]
+
+
+def test_stack_has_database_broker_web_and_worker(services):
+    assert {"db", "redis", "web", "worker"} <= set(services)
+
+
+def test_database_image_provides_pgvector(services):
+    assert "pgvector" in services["db"]["image"]
+
+
+def test_every_service_has_a_healthcheck(services):
+    for name, service in services.items():
+        assert service.get("healthcheck", {}).get("test"), f"{name} has no healthcheck"
+
+
+def test_app_services_start_only_once_database_and_broker_are_healthy(services):
+    for name in APP_SERVICES:
+        depends_on = services[name]["depends_on"]
+        for dependency in ("db", "redis"):
+            assert depends_on[dependency]["condition"] == "service_healthy", (name, dependency)
+
+
+def test_web_and_worker_share_database_and_broker(services):
+    web = env_dict(services["web"]["environment"])
+    worker = env_dict(services["worker"]["environment"])
+
+    assert web["DATABASE_URL"] == worker["DATABASE_URL"]
+    assert urlparse(web["DATABASE_URL"]).hostname == "db"
+    assert web["CELERY_BROKER_URL"] == worker["CELERY_BROKER_URL"]
+    assert urlparse(web["CELERY_BROKER_URL"]).hostname == "redis"
+
+
+def test_worker_runs_the_projects_celery_app(services):
+    words = command_words(services["worker"]["command"])
+    assert words[:4] == ["celery", "-A", "fca_site", "worker"]
+
+
+def test_web_migrates_before_serving_with_gunicorn(services):
+    command = " ".join(command_words(services["web"]["command"]))
+    assert "manage.py migrate" in command
+    assert command.index("manage.py migrate") < command.index("gunicorn fca_site.wsgi")
+
+
+def test_workers_see_uploads_through_a_shared_media_volume(compose, services):
+    sources = set()
+    for name in APP_SERVICES:
+        media_root = env_dict(services[name]["environment"])["DJANGO_MEDIA_ROOT"]
+        mounts = volume_mounts(services[name].get("volumes"))
+        assert media_root in mounts, f"{name} does not mount a volume at {media_root}"
+        sources.add(mounts[media_root])
+    assert len(sources) == 1, f"web and worker mount different volumes: {sources}"
+    # A named volume (declared at the top level), not a path on one host.
+    assert sources.pop() in compose["volumes"]
+
+
+def test_secret_key_must_be_supplied(services):
+    for name in APP_SERVICES:
+        secret = env_dict(services[name]["environment"])["DJANGO_SECRET_KEY"]
+        assert re.fullmatch(r"\$\{DJANGO_SECRET_KEY:\?[^}]*\}", secret), (
+            f"{name}: DJANGO_SECRET_KEY must use ${{DJANGO_SECRET_KEY:?...}} (no default), "
+            f"got {secret!r}"
+        )
+
+
+def test_app_services_build_from_the_dockerfile(services):
+    for name in APP_SERVICES:
+        build = services[name]["build"]
+        if isinstance(build, str):
+            build = {"context": build}
+        dockerfile = ROOT / build.get("context", ".") / build.get("dockerfile", "Dockerfile")
+        assert dockerfile.resolve() == (ROOT / "Dockerfile").resolve(), name
+        assert dockerfile.is_file()
+
+
+def test_image_installs_cpu_torch_before_the_requirements():
+    dockerfile = (ROOT / "Dockerfile").read_text()
+    torch_install = re.search(
+        r"pip install --index-url https://download\.pytorch\.org/whl/cpu torch==2\.13\.0\b",
+        dockerfile,
+    )
+    requirements_install = re.search(r"pip install -r requirements\.txt", dockerfile)
+    assert torch_install, "torch==2.13.0 is not installed from the CPU index"
+    assert requirements_install, "requirements.txt is not installed"
+    # Otherwise pip would resolve torch from the default index, CUDA libraries and all.
+    assert torch_install.start() < requirements_install.start()
+
+
+def test_image_runs_as_a_non_root_user():
+    users = re.findall(r"^USER\s+(\S+)", (ROOT / "Dockerfile").read_text(), flags=re.MULTILINE)
+    assert users and users[-1] not in {"root", "0"}

@@ -1,0 +1,81 @@
+"""Embedders: the hash embedder is deterministic; the real local model is the one ingesting."""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import io
+import math
+
+import pytest
+from sqlalchemy import text
+
+from documents.ingestion import rag_config
+from documents.models import Document
+from rag.config import EmbedderConfig
+from rag.embedding import HashEmbedder, LocalEmbedder, get_embedder
+from rag.service import service_for
+
+
+def cosine(a, b) -> float:
+    return sum(x * y for x, y in zip(a, b, strict=True))
+
+
+def test_hash_embedder_is_deterministic_unit_length_and_lexical():
+    embedder = HashEmbedder(EmbedderConfig(kind="hash", dimensions=384))
+    a, b, c, again = asyncio.run(
+        embedder.embed(["the cat sat on the mat", "a cat sat on a mat", "tax law reform", "the cat sat on the mat"])
+    )
+    assert a == again
+    assert math.isclose(math.sqrt(sum(v * v for v in a)), 1.0, rel_tol=1e-9)
+    assert cosine(a, b) > cosine(a, c)
+
+
+def test_unknown_embedder_names_are_refused():
+    with pytest.raises(ValueError, match="Unknown embedder"):
+        get_embedder(EmbedderConfig(kind="nope"))
+
+
+@pytest.mark.django_db(transaction=True)
+def test_real_local_model_embeds_what_is_ingested(rag_bridge, corpus):
+    """all-MiniLM-L6-v2 from the installed package, offline, through the whole service."""
+    config = dataclasses.replace(rag_config(), embedder=EmbedderConfig(kind="local", batch_size=8))
+    embedder = get_embedder(config.embedder)
+    assert isinstance(embedder, LocalEmbedder)
+    assert embedder.dimensions == 384
+    assert embedder.tokenizer.max_tokens == 254
+
+    document = Document.objects.create(title="t", sha256="1" * 64, size_bytes=1, file="x/1.pdf")
+    data = corpus["text-pdflatex-4pages.pdf"].path.read_bytes()
+
+    async def ingest_and_read():
+        service = service_for(config)
+        result = await service.ingest_pdf(document_id=document.pk, stream=io.BytesIO(data))
+        async with service.engine.connect() as conn:
+            row = (
+                await conn.execute(
+                    text(
+                        "SELECT text, embedding::text, embedder FROM documents_chunk "
+                        "WHERE document_id = :d ORDER BY ordinal LIMIT 1"
+                    ),
+                    {"d": document.pk},
+                )
+            ).one()
+        return result, row
+
+    result, (chunk_text, stored, chunk_embedder) = rag_bridge.run(ingest_and_read())
+    assert result.embedder == chunk_embedder == "sentence-transformers/all-MiniLM-L6-v2"
+    stored_vector = [float(v) for v in stored.strip("[]").split(",")]
+
+    # Encode independently with sentence-transformers: the stored vector is the model's.
+    from sentence_transformers import SentenceTransformer
+
+    model = SentenceTransformer(str(embedder.model_path), device="cpu")
+    reference = model.encode([chunk_text], normalize_embeddings=True)[0].tolist()
+    assert cosine(stored_vector, reference) > 0.999
+
+    related, unrelated = model.encode(
+        ["a placeholder text that shows how printed letters look", "quarterly revenue of a bank"],
+        normalize_embeddings=True,
+    )
+    assert cosine(stored_vector, related.tolist()) > cosine(stored_vector, unrelated.tolist())

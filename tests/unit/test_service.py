@@ -1,0 +1,133 @@
+"""RAGService against the real database: atomic, idempotent replacement and typed failures."""
+
+from __future__ import annotations
+
+import dataclasses
+import io
+
+import pytest
+from sqlalchemy import text
+
+from documents.ingestion import rag_config
+from documents.models import Chunk, Document
+from rag import store
+from rag.config import EmbedderConfig
+from rag.errors import (
+    CorruptPdfError,
+    DocumentMissingError,
+    EmbedderMismatchError,
+    TransientIngestError,
+)
+from rag.service import service_for
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+
+def make_document(name: str = "doc", sha: str = "0" * 64) -> Document:
+    return Document.objects.create(title=name, sha256=sha, size_bytes=1, file=f"x/{sha}.pdf")
+
+
+def ingest(bridge, document_id: int, data: bytes, config=None):
+    config = config or rag_config()
+
+    async def run():
+        return await service_for(config).ingest_pdf(document_id=document_id, stream=io.BytesIO(data))
+
+    return bridge.run(run())
+
+
+def chunk_state(document: Document) -> list[tuple[int, int, int, str]]:
+    return list(
+        Chunk.objects.filter(document=document)
+        .order_by("ordinal")
+        .values_list("pk", "ordinal", "page_start", "text")
+    )
+
+
+def test_ingest_writes_chunks_and_counts(rag_bridge, corpus):
+    document = make_document()
+    result = ingest(rag_bridge, document.pk, corpus["text-pdflatex-4pages.pdf"].path.read_bytes())
+
+    document.refresh_from_db()
+    chunks = chunk_state(document)
+    assert result.pages == document.page_count == 4
+    assert result.chunks == document.chunk_count == len(chunks) > 0
+    assert [c[1] for c in chunks] == list(range(len(chunks)))
+    assert document.embedder == result.embedder == "hash-384"
+    assert set(result.seconds) >= {"parse", "chunk", "embed", "write", "total"}
+
+
+def test_reingest_replaces_chunks_without_duplicates(rag_bridge, corpus):
+    document = make_document()
+    data = corpus["text-latex-two-column-3pages.pdf"].path.read_bytes()
+    ingest(rag_bridge, document.pk, data)
+    before = chunk_state(document)
+    ingest(rag_bridge, document.pk, data)
+    after = chunk_state(document)
+
+    assert [c[1:] for c in after] == [c[1:] for c in before]
+    assert not {c[0] for c in before} & {c[0] for c in after}
+
+
+def test_failed_reingest_keeps_the_previous_chunks_and_counts(rag_bridge, corpus):
+    document = make_document()
+    ingest(rag_bridge, document.pk, corpus["text-pdflatex-4pages.pdf"].path.read_bytes())
+    document.refresh_from_db()
+    before = (chunk_state(document), document.page_count, document.chunk_count)
+
+    with pytest.raises(CorruptPdfError):
+        ingest(rag_bridge, document.pk, corpus["broken-page-streams-16pages.pdf"].path.read_bytes())
+
+    document.refresh_from_db()
+    assert (chunk_state(document), document.page_count, document.chunk_count) == before
+
+
+def test_a_deleted_document_gets_no_chunks(rag_bridge, corpus):
+    document = make_document()
+    document_id = document.pk
+    document.delete()
+    with pytest.raises(DocumentMissingError):
+        ingest(rag_bridge, document_id, corpus["text-pdflatex-4pages.pdf"].path.read_bytes())
+    assert not Chunk.objects.filter(document_id=document_id).exists()
+
+
+def test_an_embedder_of_another_dimension_is_refused_before_any_work(rag_bridge, corpus):
+    document = make_document()
+    config = dataclasses.replace(rag_config(), embedder=EmbedderConfig(kind="hash", dimensions=64))
+    with pytest.raises(EmbedderMismatchError, match="64-dimensional"):
+        ingest(rag_bridge, document.pk, corpus["text-pdflatex-4pages.pdf"].path.read_bytes(), config)
+
+
+def test_an_unreachable_database_is_a_transient_error(rag_bridge, corpus):
+    config = dataclasses.replace(
+        rag_config(), database_url="postgresql+psycopg://postgres@127.0.0.1:9/nowhere"
+    )
+    with pytest.raises(TransientIngestError, match="Database unavailable"):
+        ingest(rag_bridge, 1, corpus["text-pdflatex-4pages.pdf"].path.read_bytes(), config)
+
+
+def test_the_engine_and_its_connection_are_reused_across_calls(rag_bridge):
+    config = rag_config()
+
+    async def backend():
+        engine = service_for(config).engine
+        async with engine.connect() as conn:
+            return id(engine), await store.backend_pid(conn)
+
+    first = rag_bridge.run(backend())
+    assert all(rag_bridge.run(backend()) == first for _ in range(5))
+
+
+def test_vectors_are_written_as_unit_vectors(rag_bridge, corpus):
+    document = make_document()
+    ingest(rag_bridge, document.pk, corpus["text-pdflatex-4pages.pdf"].path.read_bytes())
+
+    async def norms():
+        async with service_for(rag_config()).engine.connect() as conn:
+            rows = await conn.execute(
+                text("SELECT vector_norm(embedding) FROM documents_chunk WHERE document_id = :d"),
+                {"d": document.pk},
+            )
+            return [row[0] for row in rows]
+
+    assert all(abs(n - 1.0) < 1e-5 for n in rag_bridge.run(norms()))

@@ -1,0 +1,106 @@
+"""Document services: dedup by content, validation by bytes, safe names, status transitions."""
+
+from __future__ import annotations
+
+import io
+
+import pytest
+from django.core.exceptions import ValidationError
+
+from documents import services
+from documents.models import Document
+
+pytestmark = pytest.mark.django_db
+
+PDF = b"%PDF-1.4\n%fake but headed like a PDF\n" + b"0" * 100
+
+
+def create(data: bytes = PDF, name: str = "Report_2024.pdf"):
+    return services.document_create(file=io.BytesIO(data), name=name, size=len(data))
+
+
+def test_the_same_bytes_are_one_document():
+    first = create()
+    second = create(name="another-name.pdf")
+    assert first.created and not second.created
+    assert first.document.pk == second.document.pk
+    assert Document.objects.count() == 1
+
+
+def test_stored_name_comes_from_the_hash_not_the_upload_name():
+    outcome = create(name="../../etc/passwd.pdf")
+    document = outcome.document
+    assert document.file.name == f"documents/{document.sha256[:2]}/{document.sha256}.pdf"
+    assert document.title == "passwd"
+    assert document.file.storage.open(document.file.name).read() == PDF
+
+
+@pytest.mark.parametrize(
+    ("data", "code"),
+    [
+        (b"", "empty"),
+        (b"<html>not a pdf</html>", "not_pdf"),
+        (b"PK\x03\x04 zip file named .pdf", "not_pdf"),
+    ],
+)
+def test_files_that_are_not_pdfs_are_refused_and_nothing_is_written(data, code, settings):
+    with pytest.raises(ValidationError) as caught:
+        create(data)
+    assert caught.value.code == code
+    assert Document.objects.count() == 0
+    assert not list((settings.MEDIA_ROOT).rglob("*.pdf"))
+
+
+def test_files_over_the_size_limit_are_refused(settings):
+    settings.RAG_MAX_UPLOAD_BYTES = 50
+    with pytest.raises(ValidationError) as caught:
+        create()
+    assert caught.value.code == "too_large"
+
+
+def test_enqueue_sends_on_commit_and_records_the_task(django_capture_on_commit_callbacks):
+    document = create().document
+    with django_capture_on_commit_callbacks() as callbacks:
+        queued = services.document_ingest_enqueue(document_ids=[document.pk])
+    document.refresh_from_db()
+    assert list(queued) == [document.pk]
+    assert document.last_task_id == queued[document.pk]
+    assert document.status == Document.Status.QUEUED
+    assert len(callbacks) == 1
+
+
+def test_enqueue_leaves_queued_and_ready_documents_alone_unless_forced(
+    django_capture_on_commit_callbacks,
+):
+    document = create().document
+    with django_capture_on_commit_callbacks():
+        services.document_ingest_enqueue(document_ids=[document.pk])
+        # Already queued with a task: not queued twice.
+        assert services.document_ingest_enqueue(document_ids=[document.pk]) == {}
+        Document.objects.filter(pk=document.pk).update(status=Document.Status.READY)
+        assert services.document_ingest_enqueue(document_ids=[document.pk], force=False) == {}
+        assert list(services.document_ingest_enqueue(document_ids=[document.pk], force=True)) == [
+            document.pk
+        ]
+
+
+def test_failure_is_recorded_only_from_an_active_state():
+    document = create().document
+    assert services.document_mark_failed(document_id=document.pk, code="corrupt", message="bad")
+    document.refresh_from_db()
+    assert (document.status, document.error_code, document.error_message) == (
+        Document.Status.FAILED,
+        "corrupt",
+        "bad",
+    )
+    # A late duplicate report cannot overwrite a finished state.
+    assert not services.document_mark_failed(document_id=document.pk, code="x", message="y")
+
+
+def test_a_superseded_task_does_nothing():
+    document = create().document
+    Document.objects.filter(pk=document.pk).update(last_task_id="newer")
+    result = services.document_ingest(document_id=document.pk, task_id="older")
+    assert result["status"] == "skipped"
+    document.refresh_from_db()
+    assert document.status == Document.Status.QUEUED

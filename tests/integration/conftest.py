@@ -106,7 +106,9 @@ def start_worker(
             return worker
         time.sleep(0.5)
     stop_worker(worker)
-    raise RuntimeError(f"Celery worker did not answer within {WORKER_START_TIMEOUT}s:\n{worker.log()}")
+    raise RuntimeError(
+        f"Celery worker did not answer within {WORKER_START_TIMEOUT}s:\n{worker.log()}"
+    )
 
 
 def stop_worker(worker: Worker) -> None:
@@ -147,9 +149,7 @@ def wait_for_documents() -> Callable[..., list]:
         finished = {Document.Status.READY, Document.Status.FAILED}
         while True:
             documents = list(Document.objects.filter(pk__in=document_ids).order_by("pk"))
-            if len(documents) == len(document_ids) and all(
-                d.status in finished for d in documents
-            ):
+            if len(documents) == len(document_ids) and all(d.status in finished for d in documents):
                 return documents
             if time.monotonic() > deadline:
                 states = {d.pk: d.status for d in documents}

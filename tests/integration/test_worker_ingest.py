@@ -135,8 +135,11 @@ def test_ingest_command_waits_and_reports_json_for_a_folder(
 
     report = {item["path"].rsplit("/", 1)[-1]: item for item in json.loads(out.getvalue())}
     assert set(report) == set(chosen)
-    for name in ("text-pdflatex-4pages.pdf", "encrypted-empty-password-dmca-18pages.pdf",
-                 "cjk-chinese-report-22pages.pdf"):
+    for name in (
+        "text-pdflatex-4pages.pdf",
+        "encrypted-empty-password-dmca-18pages.pdf",
+        "cjk-chinese-report-22pages.pdf",
+    ):
         assert report[name]["status"] == "ready", report[name]
         assert report[name]["pages"] == corpus[name].page_count
         assert report[name]["chunks"] > 0

@@ -28,7 +28,9 @@ def test_anonymous_and_non_staff_users_are_sent_to_login(client, django_user_mod
     assert reverse("admin:login") in response["Location"]
 
 
-def test_upload_creates_and_queues_several_documents(staff_client, django_capture_on_commit_callbacks):
+def test_upload_creates_and_queues_several_documents(
+    staff_client, django_capture_on_commit_callbacks
+):
     with django_capture_on_commit_callbacks() as callbacks:
         response = staff_client.post(
             reverse("admin:documents_document_upload"), {"files": [pdf("a.pdf"), pdf("b.pdf")]}
@@ -71,7 +73,9 @@ def test_an_oversized_upload_is_rejected_with_a_form_error(staff_client, setting
     assert Document.objects.count() == 0
 
 
-def test_changelist_shows_status_and_the_upload_link(staff_client, django_capture_on_commit_callbacks):
+def test_changelist_shows_status_and_the_upload_link(
+    staff_client, django_capture_on_commit_callbacks
+):
     with django_capture_on_commit_callbacks():
         staff_client.post(reverse("admin:documents_document_upload"), {"files": [pdf("a.pdf")]})
     html = staff_client.get(reverse("admin:documents_document_changelist")).content.decode()

@@ -53,11 +53,16 @@ def test_chunks_prefer_to_end_at_a_sentence():
 
 def test_a_word_longer_than_a_chunk_is_cut_not_dropped(wordpiece):
     giant = "x" * 3000
-    chunks = list(chunk_pages([Page(1, f"start {giant} end")], wordpiece,
-                              chunk_tokens=100, overlap_tokens=0))
+    chunks = list(
+        chunk_pages([Page(1, f"start {giant} end")], wordpiece, chunk_tokens=100, overlap_tokens=0)
+    )
     assert all(c.token_count <= 100 for c in chunks)
-    assert "".join(c.text.replace("start", "").replace("end", "").replace(" ", "")
-                   for c in chunks).count("x") == 3000
+    assert (
+        "".join(
+            c.text.replace("start", "").replace("end", "").replace(" ", "") for c in chunks
+        ).count("x")
+        == 3000
+    )
 
 
 def test_chunk_size_is_capped_at_the_model_input_limit(wordpiece):

@@ -24,7 +24,14 @@ def cosine(a, b) -> float:
 def test_hash_embedder_is_deterministic_unit_length_and_lexical():
     embedder = HashEmbedder(EmbedderConfig(kind="hash", dimensions=384))
     a, b, c, again = asyncio.run(
-        embedder.embed(["the cat sat on the mat", "a cat sat on a mat", "tax law reform", "the cat sat on the mat"])
+        embedder.embed(
+            [
+                "the cat sat on the mat",
+                "a cat sat on a mat",
+                "tax law reform",
+                "the cat sat on the mat",
+            ]
+        )
     )
     assert a == again
     assert math.isclose(math.sqrt(sum(v * v for v in a)), 1.0, rel_tol=1e-9)

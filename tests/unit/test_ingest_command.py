@@ -27,8 +27,12 @@ def test_folders_are_searched_recursively_and_bad_files_reported_per_file(
     with django_capture_on_commit_callbacks() as callbacks:
         with pytest.raises(CommandError, match="2 of 4"):
             call_command(
-                "ingest", str(tmp_path), str(tmp_path / "missing.pdf"), "--json",
-                stdout=out, stderr=err,
+                "ingest",
+                str(tmp_path),
+                str(tmp_path / "missing.pdf"),
+                "--json",
+                stdout=out,
+                stderr=err,
             )
     report = {item["path"].rsplit("/", 1)[-1]: item for item in json.loads(out.getvalue())}
     assert set(report) == {"a.pdf", "B.PDF", "fake.pdf", "missing.pdf"}

@@ -6,7 +6,7 @@ import io
 
 import pytest
 
-from rag.errors import CorruptPdfError, EncryptedPdfError, NoTextError, NotAPdfError, TooLargeError
+from rag.errors import CorruptPdfError, EncryptedPdfError, NotAPdfError, NoTextError, TooLargeError
 from rag.parsing import PdfDocument, normalize_text
 
 

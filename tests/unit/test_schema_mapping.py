@@ -61,7 +61,9 @@ def test_every_mapped_column_exists_with_the_same_type_and_nullability(table):
 
 def test_every_required_chunk_column_is_mapped_so_inserts_cannot_miss_one():
     mapped = {c.name for c in ChunkRow.__table__.columns}
-    required = {name for name, info in columns_of("documents_chunk").items() if not info["nullable"]}
+    required = {
+        name for name, info in columns_of("documents_chunk").items() if not info["nullable"]
+    }
     assert required <= mapped
 
 

@@ -31,7 +31,9 @@ def ingest(bridge, document_id: int, data: bytes, config=None):
     config = config or rag_config()
 
     async def run():
-        return await service_for(config).ingest_pdf(document_id=document_id, stream=io.BytesIO(data))
+        return await service_for(config).ingest_pdf(
+            document_id=document_id, stream=io.BytesIO(data)
+        )
 
     return bridge.run(run())
 
@@ -95,7 +97,9 @@ def test_an_embedder_of_another_dimension_is_refused_before_any_work(rag_bridge,
     document = make_document()
     config = dataclasses.replace(rag_config(), embedder=EmbedderConfig(kind="hash", dimensions=64))
     with pytest.raises(EmbedderMismatchError, match="64-dimensional"):
-        ingest(rag_bridge, document.pk, corpus["text-pdflatex-4pages.pdf"].path.read_bytes(), config)
+        ingest(
+            rag_bridge, document.pk, corpus["text-pdflatex-4pages.pdf"].path.read_bytes(), config
+        )
 
 
 def test_an_unreachable_database_is_a_transient_error(rag_bridge, corpus):

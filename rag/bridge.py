@@ -54,8 +54,9 @@ class _LoopState:
 _local = threading.local()
 _states: dict[int, _LoopState] = {}
 _states_lock = threading.Lock()
-# After a fork the parent's loops and engines are kept referenced, never closed or collected
-# in the child: closing them would tear down state the parent still uses.
+# Loops given up on: after a fork, the parent's (closing them in the child would tear down
+# state the parent still uses), and loops whose task would not unwind. They stay referenced so
+# that garbage collection never "closes" them either.
 _inherited: list[_LoopState] = []
 
 
@@ -108,25 +109,48 @@ def run(coro: Coroutine[Any, Any, T]) -> T:
     task = state.loop.create_task(coro)
     try:
         return state.loop.run_until_complete(task)
-    except BaseException:
+    except BaseException as exc:
         if not task.done():
-            _cancel_and_unwind(state.loop, task)
+            # Interrupted from outside the coroutine (a signal handler raised while the loop
+            # waited): the task is still pending on the loop. Unwind it before re-raising.
+            if not _cancel_and_unwind(state.loop, task):
+                _abandon(state)
+            logger.warning("bridge: interrupted by %s; coroutine cancelled", type(exc).__name__)
         raise
 
 
-def _cancel_and_unwind(loop: asyncio.AbstractEventLoop, task: asyncio.Task[Any]) -> None:
-    """Cancel an interrupted task and let it run its cleanup, within a bound."""
+def _cancel_and_unwind(loop: asyncio.AbstractEventLoop, task: asyncio.Task[Any]) -> bool:
+    """Cancel an interrupted task and let it run its cleanup, within a bound.
+
+    Returns whether the task finished; a task that did not would run on, unowned, during the
+    next call, so the caller then gives up the whole loop.
+    """
     task.cancel()
     try:
         loop.run_until_complete(asyncio.wait([task], timeout=UNWIND_SECONDS))
     except BaseException:
         # A second interruption while unwinding: give up on a clean unwind, keep the first one.
         logger.exception("bridge: interrupted again while unwinding a cancelled task")
-        return
+        return False
     if not task.done():
         logger.error("bridge: task did not unwind within %.0fs after cancellation", UNWIND_SECONDS)
-    elif not task.cancelled() and task.exception() is not None:
+        return False
+    if not task.cancelled() and task.exception() is not None:
         logger.warning("bridge: cancelled task ended with %r", task.exception())
+    return True
+
+
+def _abandon(state: _LoopState) -> None:
+    """Drop a loop whose task would not unwind; the next call builds a fresh one."""
+    for resource, _closer, forget in state.resources.values():
+        if forget is not None:
+            forget(resource)
+    _inherited.append(state)
+    with _states_lock:
+        if _states.get(state.thread_id) is state:
+            del _states[state.thread_id]
+    if getattr(_local, "state", None) is state:
+        del _local.state
 
 
 def loop_resource(
@@ -207,6 +231,9 @@ def _close_state(state: _LoopState) -> None:
             state.runner.run(closer(resource))
         except Exception:
             logger.exception("bridge: closing %r failed", key)
+    closed = len(state.resources)
     state.resources.clear()
     state.runner.close()
-    logger.debug("bridge: closed event loop %#x pid=%d", id(state.loop), state.pid)
+    logger.info(
+        "bridge: closed event loop %#x pid=%d resources=%d", id(state.loop), state.pid, closed
+    )

@@ -152,7 +152,8 @@ class RAGService:
         return embedded
 
 
-def _engine_for(config: RAGConfig) -> AsyncEngine:
+def engine_for(config: RAGConfig) -> AsyncEngine:
+    """The async engine of the running bridge loop for ``config`` (created on first use)."""
     return bridge.loop_resource(
         ("engine", config.database_url, config.pool_size),
         lambda: store.create_engine(config.database_url, pool_size=config.pool_size),
@@ -163,4 +164,4 @@ def _engine_for(config: RAGConfig) -> AsyncEngine:
 
 def service_for(config: RAGConfig) -> RAGService:
     """The service for ``config`` on the running bridge loop (engine shared per loop)."""
-    return RAGService(config, engine=_engine_for(config), embedder=get_embedder(config.embedder))
+    return RAGService(config, engine=engine_for(config), embedder=get_embedder(config.embedder))

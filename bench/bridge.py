@@ -123,9 +123,10 @@ def main() -> None:
         out.write(
             f"{name:<16}{figures['per_second']:>10.1f}{ratio:>10.2f}{figures['connections']:>22}\n"
         )
+    inprocess = local["bridge"]["per_second"] / local["seed"]["per_second"]
+    worker = remote["bridge"]["per_second"] / remote["seed"]["per_second"]
     out.write(
-        f"\nbridge_vs_seed_inprocess={local['bridge']['per_second'] / local['seed']['per_second']:.2f}"
-        f" bridge_vs_seed_worker={remote['bridge']['per_second'] / remote['seed']['per_second']:.2f}"
+        f"\nbridge_vs_seed_inprocess={inprocess:.2f} bridge_vs_seed_worker={worker:.2f}"
         f" connections_opened_bridge={remote['bridge']['connections']}"
         f" connections_opened_seed={remote['seed']['connections']}\n"
     )

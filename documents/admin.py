@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+from datetime import timedelta
 from typing import Any
 
+from django.conf import settings
 from django.contrib import admin, messages
 from django.db.models import QuerySet
 from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
 from django.template.response import TemplateResponse
 from django.urls import path, reverse
+from django.utils import timezone
 from django.utils.html import format_html, format_html_join
 from django.utils.http import urlencode
 
@@ -25,6 +28,26 @@ STATUS_COLOURS = {
 }
 
 
+def stuck_after() -> timedelta:
+    """How long a document may stay queued or processing before it counts as stuck."""
+    return timedelta(seconds=settings.RAG_STUCK_AFTER_SECONDS)
+
+
+class StuckFilter(admin.SimpleListFilter):
+    """Queued or processing for longer than RAG_STUCK_AFTER_SECONDS: a lost message or worker."""
+
+    title = "stuck"
+    parameter_name = "stuck"
+
+    def lookups(self, request: HttpRequest, model_admin: Any) -> list[tuple[str, str]]:
+        return [("yes", "Stuck (queued or processing too long)")]
+
+    def queryset(self, request: HttpRequest, queryset: QuerySet[Document]) -> QuerySet[Document]:
+        if self.value() == "yes":
+            return queryset.filter(selectors.stuck_q(timezone.now() - stuck_after()))
+        return queryset
+
+
 @admin.register(Document)
 class DocumentAdmin(admin.ModelAdmin):
     """Documents: list, upload several PDFs at once, reingest, and inspect results."""
@@ -38,7 +61,7 @@ class DocumentAdmin(admin.ModelAdmin):
         "ingested_at",
         "created_at",
     )
-    list_filter = ("status", "error_code", "embedder")
+    list_filter = ("status", StuckFilter, "error_code", "embedder")
     search_fields = ("title", "=sha256")
     ordering = ("-created_at",)
     actions = ("reingest",)
@@ -165,13 +188,15 @@ class DocumentAdmin(admin.ModelAdmin):
     @admin.action(description="Reingest selected documents", permissions=["change"])
     def reingest(self, request: HttpRequest, queryset: QuerySet[Document]) -> None:
         ids = list(queryset.values_list("pk", flat=True))
-        queued = services.document_ingest_enqueue(document_ids=ids, force=True)
+        queued = services.document_ingest_enqueue(
+            document_ids=ids, force=True, stuck_after=stuck_after()
+        )
         skipped = len(ids) - len(queued)
         self.message_user(request, f"Queued {len(queued)} document(s) for ingestion.")
         if skipped:
             self.message_user(
                 request,
-                f"{skipped} document(s) skipped: already queued or processing.",
+                f"{skipped} document(s) skipped: already queued or processing (not stuck).",
                 level=messages.WARNING,
             )
 

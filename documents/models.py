@@ -74,6 +74,11 @@ class Document(models.Model):
         blank=True,
         help_text="Seconds per stage of the last successful ingestion (parse, embed, write...).",
     )
+    attempts = models.IntegerField(
+        "attempts",
+        default=0,
+        help_text="Times the latest ingestion started; reset when it is queued again.",
+    )
     last_task_id = models.CharField(
         "last task id",
         max_length=255,

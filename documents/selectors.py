@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from datetime import datetime, timedelta
 
-from django.db.models import QuerySet
+from django.db.models import Q, QuerySet
+from django.utils import timezone
 from django_celery_results.models import TaskResult
 
 from documents.models import Chunk, Document
@@ -27,3 +29,15 @@ def document_chunks_preview(document: Document, *, limit: int) -> list[Chunk]:
 def documents_by_ids(document_ids: Sequence[int]) -> QuerySet[Document]:
     """Documents with the given ids (order not guaranteed)."""
     return Document.objects.filter(pk__in=list(document_ids))
+
+
+def stuck_q(cutoff: datetime) -> Q:
+    """Queued since before ``cutoff``, or processing since before it."""
+    return Q(status=Document.Status.QUEUED, updated_at__lt=cutoff) | Q(
+        status=Document.Status.PROCESSING, processing_started_at__lt=cutoff
+    )
+
+
+def stuck_documents(*, older_than: timedelta) -> QuerySet[Document]:
+    """Documents that should have finished by now: their message or worker was lost."""
+    return Document.objects.filter(stuck_q(timezone.now() - older_than))

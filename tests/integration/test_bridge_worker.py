@@ -15,7 +15,7 @@ from django_celery_results.models import TaskResult
 
 from documents.models import Document
 from tests.conftest import ROOT, TEST_QUEUE
-from tests.integration.conftest import start_worker, stop_worker
+from tests.integration.conftest import private_worker
 
 pytestmark = [pytest.mark.integration, pytest.mark.django_db(transaction=True)]
 
@@ -39,7 +39,7 @@ WORKER_ENV = {
 def send(name: str, *args):
     from fca_site.celery import app
 
-    return app.send_task(name, args=list(args), queue=TEST_QUEUE)
+    return app.send_task(name, args=list(args))
 
 
 def assert_clean_shutdown(worker) -> None:
@@ -55,12 +55,11 @@ def assert_clean_shutdown(worker) -> None:
 def test_every_process_and_thread_reuses_one_loop_and_its_pooled_connections(
     tmp_path, pool, concurrency
 ):
-    worker = start_worker(tmp_path, pool=pool, concurrency=concurrency, extra_env=WORKER_ENV)
-    try:
+    with private_worker(
+        tmp_path, pool=pool, concurrency=concurrency, extra_env=WORKER_ENV
+    ) as worker:
         results = [send("tests.probe") for _ in range(PROBES)]
         probes = [r.get(timeout=120) for r in results]
-    finally:
-        stop_worker(worker)
 
     assert len(probes) == PROBES
     loops = defaultdict(set)
@@ -88,15 +87,12 @@ def test_soft_time_limit_cancels_the_coroutine_rolls_back_and_the_next_task_runs
         title="original", sha256="e" * 64, size_bytes=1, file="x/e.pdf"
     )
     finally_file = tmp_path / "finally.txt"
-    worker = start_worker(tmp_path, pool="prefork", concurrency=1, extra_env=WORKER_ENV)
-    try:
+    with private_worker(tmp_path, pool="prefork", concurrency=1, extra_env=WORKER_ENV) as worker:
         before = send("tests.probe").get(timeout=60)
         stuck = send("tests.stuck_in_transaction", document.pk, "uncommitted", str(finally_file))
         with pytest.raises(Exception) as caught:
             stuck.get(timeout=60)
         after = send("tests.probe").get(timeout=60)
-    finally:
-        stop_worker(worker)
 
     assert type(caught.value).__name__ == "SoftTimeLimitExceeded"
     record = TaskResult.objects.get(task_id=stuck.id)
@@ -110,14 +106,11 @@ def test_soft_time_limit_cancels_the_coroutine_rolls_back_and_the_next_task_runs
 
 
 def test_a_permanent_error_is_recorded_with_its_type_and_message(tmp_path):
-    worker = start_worker(tmp_path, pool="prefork", concurrency=1, extra_env=WORKER_ENV)
-    try:
+    with private_worker(tmp_path, pool="prefork", concurrency=1, extra_env=WORKER_ENV):
         failing = send("tests.permanent_error")
         with pytest.raises(Exception) as caught:
             failing.get(timeout=60)
         send("tests.probe").get(timeout=60)
-    finally:
-        stop_worker(worker)
     assert type(caught.value).__name__ == "CorruptPdfError"
     payload = json.loads(TaskResult.objects.get(task_id=failing.id).result)
     assert payload["exc_type"] == "CorruptPdfError"

@@ -104,3 +104,50 @@ def test_a_superseded_task_does_nothing():
     assert result["status"] == "skipped"
     document.refresh_from_db()
     assert document.status == Document.Status.QUEUED
+
+
+def test_a_document_that_keeps_killing_its_worker_is_failed_as_crashed(settings):
+    from documents.ingestion import PermanentIngestError
+
+    document = create().document
+    Document.objects.filter(pk=document.pk).update(attempts=settings.RAG_MAX_ATTEMPTS)
+    with pytest.raises(PermanentIngestError, match="without finishing"):
+        services.document_ingest(document_id=document.pk, task_id=None)
+    document.refresh_from_db()
+    assert (document.status, document.error_code) == (Document.Status.FAILED, "crashed")
+
+
+def test_stuck_documents_are_requeued_and_fresh_ones_are_not(django_capture_on_commit_callbacks):
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    stuck = create().document
+    fresh = create(PDF + b"other").document
+    old = timezone.now() - timedelta(hours=2)
+    Document.objects.filter(pk=stuck.pk).update(
+        status=Document.Status.PROCESSING, processing_started_at=old, last_task_id="lost"
+    )
+    Document.objects.filter(pk=fresh.pk).update(last_task_id="on its way")
+    with django_capture_on_commit_callbacks() as callbacks:
+        queued = services.document_requeue_stuck(older_than=timedelta(hours=1))
+    assert list(queued) == [stuck.pk]
+    assert len(callbacks) == 1
+    stuck.refresh_from_db()
+    assert (stuck.status, stuck.last_task_id, stuck.attempts) == ("queued", queued[stuck.pk], 0)
+
+
+def test_the_admin_stuck_filter_lists_only_stuck_documents(staff_client):
+    from datetime import timedelta
+
+    from django.urls import reverse
+    from django.utils import timezone
+
+    stuck = create(name="stuck one.pdf").document
+    create(PDF + b"2", name="fresh one.pdf")
+    Document.objects.filter(pk=stuck.pk).update(
+        updated_at=timezone.now() - timedelta(days=1), last_task_id="lost"
+    )
+    html = staff_client.get(reverse("admin:documents_document_changelist") + "?stuck=yes")
+    content = html.content.decode()
+    assert "stuck one" in content and "fresh one" not in content

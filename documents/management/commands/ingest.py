@@ -5,7 +5,10 @@ from __future__ import annotations
 import json
 import sys
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -51,6 +54,17 @@ def find_pdfs(paths: list[str]) -> tuple[list[Path], list[FileOutcome]]:
     return found, missing
 
 
+@contextmanager
+def broker_errors() -> Iterator[None]:
+    """Turn "cannot reach the broker" into a clear command error."""
+    try:
+        yield
+    except BrokerError as exc:
+        raise CommandError(
+            f"Cannot reach the Celery broker ({exc}). Is Redis running? See CELERY_BROKER_URL."
+        ) from exc
+
+
 class Command(BaseCommand):
     help = (
         "Ingest PDF files: create (or find, by content) a document for each file and queue it "
@@ -58,7 +72,7 @@ class Command(BaseCommand):
     )
 
     def add_arguments(self, parser: CommandParser) -> None:
-        parser.add_argument("paths", nargs="+", help="PDF files and/or folders to search for PDFs.")
+        parser.add_argument("paths", nargs="*", help="PDF files and/or folders to search for PDFs.")
         parser.add_argument(
             "--wait",
             action="store_true",
@@ -76,6 +90,19 @@ class Command(BaseCommand):
             "end instead of one line per file.",
         )
         parser.add_argument(
+            "--requeue-stuck",
+            action="store_true",
+            help="Also enqueue again every document queued or processing for longer than "
+            "--older-than (its message or worker was lost, e.g. with a Redis restart).",
+        )
+        parser.add_argument(
+            "--older-than",
+            type=float,
+            default=None,
+            help="With --requeue-stuck: seconds after which a document counts as stuck "
+            "(default: RAG_STUCK_AFTER_SECONDS).",
+        )
+        parser.add_argument(
             "--timeout",
             type=float,
             default=3600.0,
@@ -84,27 +111,28 @@ class Command(BaseCommand):
 
     def handle(self, *args: Any, **options: Any) -> None:
         self.as_json = options["json"]
+        self.requeued: dict[int, str] = {}
+        if not options["paths"] and not options["requeue_stuck"]:
+            raise CommandError("Give PDF files or folders to ingest, or --requeue-stuck.")
         files, outcomes = find_pdfs(options["paths"])
         for outcome in outcomes:
             self._line(outcome)
-        if not files and not outcomes:
+        if options["paths"] and not files and not outcomes:
             raise CommandError("No PDF files found in: " + ", ".join(options["paths"]))
 
         by_document: dict[int, list[FileOutcome]] = {}
+        if options["requeue_stuck"]:
+            by_document.update(self._requeue_stuck(options["older_than"]))
+            outcomes.extend(o for items in by_document.values() for o in items)
         for path in files:
             outcome = self._register(path)
             outcomes.append(outcome)
             if outcome.document_id is not None:
                 by_document.setdefault(outcome.document_id, []).append(outcome)
 
-        try:
-            queued = services.document_ingest_enqueue(
-                document_ids=list(by_document), force=options["force"]
-            )
-        except BrokerError as exc:
-            raise CommandError(
-                f"Cannot reach the Celery broker ({exc}). Is Redis running? See CELERY_BROKER_URL."
-            ) from exc
+        new_ids = [d for d in by_document if d not in self.requeued]
+        queued = dict(self.requeued)
+        queued.update(self._enqueue(new_ids, force=options["force"]))
         documents = {d.pk: d for d in selectors.documents_by_ids(list(by_document))}
         for document_id, items in by_document.items():
             for outcome in items:
@@ -122,6 +150,23 @@ class Command(BaseCommand):
             raise CommandError(f"Timed out after {options['timeout']:.0f}s waiting for the worker.")
         if bad:
             raise CommandError(f"{len(bad)} of {len(outcomes)} file(s) failed or were rejected.")
+
+    # --- enqueueing ---------------------------------------------------------------------------
+
+    def _enqueue(self, document_ids: list[int], *, force: bool) -> dict[int, str]:
+        with broker_errors():
+            return services.document_ingest_enqueue(document_ids=document_ids, force=force)
+
+    def _requeue_stuck(self, older_than: float | None) -> dict[int, list[FileOutcome]]:
+        delta = None if older_than is None else timedelta(seconds=older_than)
+        with broker_errors():
+            self.requeued = services.document_requeue_stuck(older_than=delta)
+        if not self.requeued and not self.as_json:
+            self.stdout.write("No stuck documents.")
+        return {
+            document.pk: [FileOutcome(path=document.file.name, document_id=document.pk)]
+            for document in selectors.documents_by_ids(list(self.requeued))
+        }
 
     # --- per file ----------------------------------------------------------------------------
 

@@ -1,0 +1,252 @@
+"""Nothing lost, nothing duplicated: killed workers, duplicate deliveries, a database restart,
+lost broker messages, the whole corpus, and pathological PDFs, all on real workers."""
+
+from __future__ import annotations
+
+import io
+import json
+import time
+from pathlib import Path
+
+import psutil
+import pytest
+import redis
+from django.conf import settings
+from django.core.management import call_command
+from django.core.management.base import CommandError
+from django.db import connection
+from django_celery_results.models import TaskResult
+
+from documents import services
+from documents.models import Document
+from documents.tasks import ingest_pdf_task
+from fca_site import embedded_db
+from rag.chunking import chunk_pages
+from rag.config import EmbedderConfig
+from rag.embedding import HashEmbedder
+from rag.parsing import PdfDocument
+from tests import pdf_factory
+from tests.conftest import TEST_BROKER_URL, TEST_QUEUE
+from tests.integration.conftest import private_worker
+
+pytestmark = [pytest.mark.integration, pytest.mark.django_db(transaction=True)]
+
+BOOK = "long-freeculture-book-352pages.pdf"
+
+
+def add_document(path: Path | None = None, *, data: bytes | None = None, name: str = "") -> int:
+    """Create a document from a file or bytes and queue it (published at once: autocommit)."""
+    data = data if data is not None else path.read_bytes()
+    outcome = services.document_create(
+        file=io.BytesIO(data), name=name or (path.name if path else "doc.pdf"), size=len(data)
+    )
+    services.document_ingest_enqueue(document_ids=[outcome.document.pk])
+    return outcome.document.pk
+
+
+def expected_chunk_count(path: Path) -> int:
+    """What an undisturbed ingestion produces (same tokenizer and sizes as the worker's)."""
+    tokenizer = HashEmbedder(EmbedderConfig(kind="hash")).tokenizer
+    with path.open("rb") as fh:
+        pdf = PdfDocument(fh, max_pages=settings.RAG_MAX_PAGES)
+        chunks = chunk_pages(
+            pdf.pages(),
+            tokenizer,
+            chunk_tokens=settings.RAG_CHUNK_TOKENS,
+            overlap_tokens=settings.RAG_CHUNK_OVERLAP_TOKENS,
+        )
+        return sum(1 for _ in chunks)
+
+
+def wait_for_status(document_id: int, status: str, timeout: float = 60.0) -> None:
+    deadline = time.monotonic() + timeout
+    while Document.objects.get(pk=document_id).status != status:
+        assert time.monotonic() < deadline, f"document {document_id} never reached {status}"
+        time.sleep(0.05)
+
+
+def wait_for_log(worker, text: str, timeout: float = 90.0) -> None:
+    deadline = time.monotonic() + timeout
+    while text not in worker.log():
+        assert time.monotonic() < deadline, f"{text!r} never logged:\n{worker.log()[-3000:]}"
+        time.sleep(0.2)
+
+
+def assert_one_clean_set(document: Document, expected: int) -> None:
+    assert document.status == Document.Status.READY, document.error_message
+    ordinals = list(document.chunks.order_by("ordinal").values_list("ordinal", flat=True))
+    assert ordinals == list(range(expected))
+    assert document.chunk_count == expected
+
+
+def test_killing_the_worker_child_mid_ingestion_redelivers_and_ends_with_one_clean_set(
+    tmp_path, corpus, wait_for_documents
+):
+    path = corpus[BOOK].path
+    with private_worker(tmp_path, concurrency=1) as worker:
+        document_id = add_document(path)
+        wait_for_status(document_id, Document.Status.PROCESSING)
+        time.sleep(0.5)
+        (child,) = psutil.Process(worker.process.pid).children()
+        child.kill()
+        (document,) = wait_for_documents([document_id], timeout=180)
+
+    assert_one_clean_set(document, expected_chunk_count(path))
+    assert document.attempts == 2, "the killed ingestion was not delivered again"
+    assert "SIGKILL" in worker.log()
+
+
+def test_the_same_message_delivered_twice_at_once_writes_one_set_of_chunks(
+    celery_worker, corpus, wait_for_documents
+):
+    path = corpus["text-openoffice-55pages.pdf"].path
+    document_id = add_document(path)
+    task_id = Document.objects.get(pk=document_id).last_task_id
+    # A redelivery of the very same message, racing the original on the second child.
+    ingest_pdf_task.apply_async(args=[document_id], task_id=task_id)
+    (document,) = wait_for_documents([document_id])
+    deadline = time.monotonic() + 60
+    while celery_worker.log().count(f"ingest_pdf_task[{task_id}] succeeded") < 2:
+        assert time.monotonic() < deadline, "the duplicate delivery never finished"
+        time.sleep(0.2)
+
+    document.refresh_from_db()
+    assert_one_clean_set(document, expected_chunk_count(path))
+
+
+@pytest.mark.skipif(
+    not settings.EMBEDDED_DEVELOPMENT, reason="stops and restarts the embedded PostgreSQL"
+)
+def test_a_database_restart_during_ingestion_is_retried_and_nothing_is_duplicated(
+    tmp_path, corpus, wait_for_documents
+):
+    path = corpus[BOOK].path
+    retry_fast = {"RAG_RETRY_BASE_SECONDS": "1", "RAG_RETRY_MAX_SECONDS": "2"}
+    with private_worker(tmp_path, concurrency=1, extra_env=retry_fast) as worker:
+        document_id = add_document(path)
+        wait_for_status(document_id, Document.Status.PROCESSING)
+        connection.close()
+        assert embedded_db.stop()
+        try:
+            wait_for_log(worker, f"ingestion retry document_id={document_id}")
+        finally:
+            embedded_db.ensure_running()
+        (document,) = wait_for_documents([document_id], timeout=180)
+
+    assert_one_clean_set(document, expected_chunk_count(path))
+
+
+def test_messages_lost_from_redis_are_recovered_by_requeue_stuck(
+    celery_worker, corpus, wait_for_documents
+):
+    from fca_site.celery import app
+
+    names = ["text-pdflatex-4pages.pdf", "text-google-docs-1page.pdf", "rtl-hebrew-table-1page.pdf"]
+    destination = [celery_worker.nodename]
+    app.control.cancel_consumer(TEST_QUEUE, destination=destination, reply=True)
+    try:
+        ids = [add_document(corpus[name].path) for name in names]
+        broker = redis.Redis.from_url(TEST_BROKER_URL)
+        lost = [key for key in broker.scan_iter(f"{TEST_QUEUE}*")]
+        assert lost, "the queued messages were not in Redis"
+        broker.delete(*lost)  # what a Redis restart without persistence does to them
+    finally:
+        app.control.add_consumer(TEST_QUEUE, destination=destination, reply=True)
+    time.sleep(1)
+    assert set(Document.objects.filter(pk__in=ids).values_list("status", flat=True)) == {"queued"}
+
+    out = io.StringIO()
+    call_command(
+        "ingest",
+        "--requeue-stuck",
+        "--older-than",
+        "0",
+        "--wait",
+        "--json",
+        stdout=out,
+        stderr=io.StringIO(),
+    )
+    report = json.loads(out.getvalue())
+    assert sorted(item["document_id"] for item in report) == sorted(ids)
+    assert {item["status"] for item in report} == {"ready"}
+    assert {d.status for d in wait_for_documents(ids)} == {Document.Status.READY}
+
+
+def test_every_corpus_file_ends_as_its_manifest_implies(celery_worker, corpus):
+    folder = next(iter(corpus.values())).path.parent
+    out = io.StringIO()
+    with pytest.raises(CommandError, match="failed or were rejected"):
+        call_command(
+            "ingest",
+            str(folder),
+            "--wait",
+            "--json",
+            "--timeout",
+            "600",
+            stdout=out,
+            stderr=io.StringIO(),
+        )
+    report = {Path(item["path"]).name: item for item in json.loads(out.getvalue())}
+    assert set(report) == set(corpus)
+    for name, entry in corpus.items():
+        outcome = report[name]
+        readable = (
+            entry.page_count is not None
+            and entry.extractable_chars > 0
+            and entry.encrypted != "needs-password"
+        )
+        if entry.path.stat().st_size == 0:
+            # Refused by the command before any document is made (the upload form does too).
+            assert outcome["status"] == "rejected", (name, outcome)
+            assert "empty" in outcome["error"]
+        elif readable:
+            assert outcome["status"] == "ready", (name, outcome)
+            assert outcome["pages"] == entry.page_count, name
+            assert outcome["chunks"] > 0, name
+        else:
+            assert outcome["status"] == "failed", (name, outcome)
+            code = outcome["error"].split(":", 1)[0]
+            if entry.encrypted == "needs-password" and "ValueError" not in entry.pages:
+                assert code == "encrypted", (name, outcome)
+            else:
+                assert code in {"corrupt", "no_text", "encrypted"}, (name, outcome)
+    assert not Document.objects.filter(status__in=["queued", "processing"]).exists()
+    log = celery_worker.log()
+    assert "WorkerLostError" not in log and "exited with" not in log
+
+
+def test_pathological_pdfs_fail_and_the_worker_goes_on(
+    tmp_path, corpus, wait_for_documents, monkeypatch
+):
+    # Celery stamps a task's time limits into each message from the *sender's* settings, so the
+    # web process and the workers share CELERY_TASK_*_TIME_LIMIT; here both get a short one.
+    monkeypatch.setattr(ingest_pdf_task, "soft_time_limit", 3)
+    monkeypatch.setattr(ingest_pdf_task, "time_limit", 60)
+    monkeypatch.setattr(ingest_pdf_task, "_exec_options", None)  # Celery caches them per task
+    limits = {"CELERY_TASK_SOFT_TIME_LIMIT": "3", "CELERY_TASK_TIME_LIMIT": "60"}
+    with private_worker(tmp_path, concurrency=1, extra_env=limits) as worker:
+        bomb = add_document(data=pdf_factory.huge_content_stream_pdf(), name="bomb.pdf")
+        nested = add_document(data=pdf_factory.deeply_nested_pdf(), name="nested.pdf")
+        slow = add_document(corpus["heavy-3mb-content-stream-1page.pdf"].path)
+        fine = add_document(data=pdf_factory.text_pdf("The worker is still serving."), name="ok")
+        documents = wait_for_documents([bomb, nested, slow, fine], timeout=240)
+
+    outcome = {d.pk: (d.status, d.error_code) for d in documents}
+    # pypdf's own token limit stops the bomb in about 4 s: either limit may win the race.
+    assert outcome[bomb] in {("failed", "corrupt"), ("failed", "timeout")}
+    assert outcome[nested] == ("failed", "corrupt")
+    assert outcome[slow] == ("failed", "timeout")
+    assert outcome[fine] == ("ready", "")
+    assert "SoftTimeLimitExceeded" in worker.log()
+    assert "exited with" not in worker.log()
+
+
+def test_a_task_for_a_deleted_document_ends_without_retry(celery_worker):
+    result = ingest_pdf_task.apply_async(args=[987654321])
+    with pytest.raises(Exception) as caught:
+        result.get(timeout=60)
+    assert type(caught.value).__name__ == "DocumentMissingError"
+    record = TaskResult.objects.get(task_id=result.id)
+    assert record.status == "FAILURE"
+    assert "987654321" in record.result
+    assert f"ingest_pdf_task[{result.id}] retry" not in celery_worker.log()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from datetime import timedelta
 from typing import Any
 
@@ -14,10 +15,13 @@ from django.urls import path, reverse
 from django.utils import timezone
 from django.utils.html import format_html, format_html_join
 from django.utils.http import urlencode
+from kombu.exceptions import OperationalError as BrokerError
 
 from documents import selectors, services
 from documents.forms import UploadPdfsForm
 from documents.models import Chunk, Document
+
+logger = logging.getLogger(__name__)
 
 CHUNK_PREVIEW = 10
 STATUS_COLOURS = {
@@ -188,9 +192,13 @@ class DocumentAdmin(admin.ModelAdmin):
     @admin.action(description="Reingest selected documents", permissions=["change"])
     def reingest(self, request: HttpRequest, queryset: QuerySet[Document]) -> None:
         ids = list(queryset.values_list("pk", flat=True))
-        queued = services.document_ingest_enqueue(
-            document_ids=ids, force=True, stuck_after=stuck_after()
-        )
+        try:
+            queued = services.document_ingest_enqueue(
+                document_ids=ids, force=True, stuck_after=stuck_after()
+            )
+        except BrokerError:
+            self._broker_down(request)
+            return
         skipped = len(ids) - len(queued)
         self.message_user(request, f"Queued {len(queued)} document(s) for ingestion.")
         if skipped:
@@ -254,9 +262,23 @@ class DocumentAdmin(admin.ModelAdmin):
                 ),
                 level=messages.WARNING,
             )
-        queued = services.document_ingest_enqueue(document_ids=new_ids)
+        try:
+            queued = services.document_ingest_enqueue(document_ids=new_ids)
+        except BrokerError:
+            self._broker_down(request)
+            return
         if queued:
             self.message_user(request, f"Uploaded and queued {len(queued)} PDF(s) for ingestion.")
+
+    def _broker_down(self, request: HttpRequest) -> None:
+        logger.exception("enqueue failed: broker unreachable")
+        self.message_user(
+            request,
+            "The task queue (Redis) cannot be reached, so ingestion could not be started. The "
+            "documents are saved and stay queued: once the broker is back they are picked up by "
+            "`manage.py ingest --requeue-stuck` (or the periodic sweep).",
+            level=messages.ERROR,
+        )
 
 
 @admin.register(Chunk)

@@ -81,3 +81,23 @@ def test_changelist_shows_status_and_the_upload_link(
     html = staff_client.get(reverse("admin:documents_document_changelist")).content.decode()
     assert "fca-status-queued" in html
     assert reverse("admin:documents_document_upload") in html
+
+
+@pytest.mark.django_db(transaction=True)
+def test_an_unreachable_broker_keeps_the_upload_and_says_what_happens(staff_client, monkeypatch):
+    from kombu.exceptions import OperationalError
+
+    from documents.tasks import ingest_pdf_task
+
+    def broker_down(*args, **kwargs):
+        raise OperationalError("Error 111 connecting to localhost:6379. Connection refused.")
+
+    monkeypatch.setattr(ingest_pdf_task, "apply_async", broker_down)
+    # Outside a test transaction, as in a real request: the message is sent at commit.
+    response = staff_client.post(
+        reverse("admin:documents_document_upload"), {"files": [pdf("a.pdf")]}, follow=True
+    )
+    assert response.status_code == 200
+    assert "cannot be reached" in response.content.decode()
+    document = Document.objects.get()
+    assert document.status == Document.Status.QUEUED

@@ -18,7 +18,8 @@ from django.utils.http import urlencode
 from kombu.exceptions import OperationalError as BrokerError
 
 from documents import selectors, services
-from documents.forms import UploadPdfsForm
+from documents.forms import SearchForm, UploadPdfsForm
+from documents.highlight import highlight
 from documents.models import Chunk, Document
 
 logger = logging.getLogger(__name__)
@@ -217,6 +218,11 @@ class DocumentAdmin(admin.ModelAdmin):
                 self.admin_site.admin_view(self.upload_view),
                 name="documents_document_upload",
             ),
+            path(
+                "search/",
+                self.admin_site.admin_view(self.search_view),
+                name="documents_document_search",
+            ),
         ]
         return custom + super().get_urls()
 
@@ -269,6 +275,31 @@ class DocumentAdmin(admin.ModelAdmin):
             return
         if queued:
             self.message_user(request, f"Uploaded and queued {len(queued)} PDF(s) for ingestion.")
+
+    # --- search ------------------------------------------------------------------------------
+
+    def search_view(self, request: HttpRequest) -> HttpResponse:
+        """Search the chunks: hits with their document, pages, score and highlighted snippet."""
+        if not self.has_view_permission(request):
+            return HttpResponse(status=403)
+        form = SearchForm(request.GET or None)
+        hits: list[dict] | None = None
+        if form.is_valid():
+            query = form.cleaned_data["q"]
+            hits = selectors.chunk_search(
+                query, k=form.cleaned_data["k"], mode=form.cleaned_data["mode"]
+            )
+            for hit in hits:
+                hit["url"] = reverse("admin:documents_document_change", args=[hit["document_id"]])
+                hit["snippet"] = highlight(hit["text"], query)
+        context = {
+            **self.admin_site.each_context(request),
+            "opts": self.model._meta,
+            "title": "Search documents",
+            "form": form,
+            "hits": hits,
+        }
+        return TemplateResponse(request, "admin/documents/document/search.html", context)
 
     def _broker_down(self, request: HttpRequest) -> None:
         logger.exception("enqueue failed: broker unreachable")

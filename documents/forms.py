@@ -58,3 +58,26 @@ class UploadPdfsForm(forms.Form):
             "reported, not duplicated."
         ),
     )
+
+
+class SearchForm(forms.Form):
+    """Query, mode and number of hits for the admin search page."""
+
+    q = forms.CharField(label="Search", max_length=500, strip=True)
+    mode = forms.ChoiceField(
+        label="Mode",
+        choices=[
+            ("hybrid", "Hybrid (vector + full-text)"),
+            ("vector", "Vector (meaning)"),
+            ("text", "Full-text (words)"),
+        ],
+        initial="hybrid",
+        required=False,
+    )
+    k = forms.IntegerField(label="Hits", min_value=1, max_value=50, initial=10, required=False)
+
+    def clean_mode(self) -> str:
+        return self.cleaned_data.get("mode") or "hybrid"
+
+    def clean_k(self) -> int:
+        return self.cleaned_data.get("k") or 10

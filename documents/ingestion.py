@@ -8,6 +8,8 @@ the Django side imports ``rag``.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+from dataclasses import asdict
 from typing import TYPE_CHECKING, Any, BinaryIO
 
 from django.conf import settings
@@ -24,13 +26,14 @@ from rag.errors import (
 )
 from rag.parsing import HEADER_SEARCH_BYTES as PDF_HEADER_BYTES
 from rag.parsing import looks_like_pdf
-from rag.service import service_for
+from rag.service import SEARCH_MODES, service_for
 
 if TYPE_CHECKING:
     from documents.models import Document
 
 __all__ = [
     "PDF_HEADER_BYTES",
+    "SEARCH_MODES",
     "DocumentMissingError",
     "IngestError",
     "PermanentIngestError",
@@ -38,6 +41,7 @@ __all__ = [
     "ingest_document",
     "looks_like_pdf",
     "rag_config",
+    "search",
     "shutdown",
 ]
 
@@ -82,6 +86,7 @@ def rag_config() -> RAGConfig:
         chunk_overlap_tokens=settings.RAG_CHUNK_OVERLAP_TOKENS,
         pool_size=settings.RAG_DB_POOL_SIZE,
         max_pages=settings.RAG_MAX_PAGES,
+        hnsw_ef_search=settings.RAG_HNSW_EF_SEARCH,
     )
 
 
@@ -104,6 +109,22 @@ def ingest_document(document: Document) -> dict[str, Any]:
         ) from exc
     with stream:
         return bridge.run(_ingest(config, document.pk, stream))
+
+
+async def _search(
+    config: RAGConfig, query: str, k: int, mode: str, document_ids: Sequence[int] | None
+) -> list[dict[str, Any]]:
+    hits = await service_for(config).search(query, k=k, mode=mode, document_ids=document_ids)
+    return [asdict(hit) for hit in hits]
+
+
+def search(
+    query: str, *, k: int = 5, mode: str = "hybrid", document_ids: Sequence[int] | None = None
+) -> list[dict[str, Any]]:
+    """Search the chunks; each hit is a dict with chunk_id, document_id, title, page_start,
+    page_end, score and text. Safe from any thread (web requests share one loop per process).
+    """
+    return bridge.run_threadsafe(_search(rag_config(), query, k, mode, document_ids))
 
 
 def shutdown() -> None:

@@ -3,10 +3,16 @@
 from __future__ import annotations
 
 from django.conf import settings
+from django.contrib.postgres.indexes import GinIndex
+from django.contrib.postgres.search import SearchVector, SearchVectorField
 from django.db import models
 from pgvector.django import HnswIndex, VectorField
 
 from documents.storage import document_upload_path
+
+# Text search configuration of the chunks' full-text index (stemming for English; other
+# languages still match on exact words).
+TEXT_SEARCH_CONFIG = "english"
 
 
 class Document(models.Model):
@@ -127,6 +133,13 @@ class Chunk(models.Model):
     embedder = models.CharField(
         "embedder", max_length=200, help_text="Model that made the embedding."
     )
+    search_vector = models.GeneratedField(
+        expression=SearchVector("text", config=TEXT_SEARCH_CONFIG),
+        output_field=SearchVectorField(),
+        db_persist=True,
+        verbose_name="search vector",
+        help_text="Full-text index terms of the text (maintained by PostgreSQL).",
+    )
     embedding = VectorField(
         "embedding",
         dimensions=settings.RAG_EMBEDDING_DIMENSIONS,
@@ -141,6 +154,7 @@ class Chunk(models.Model):
             ),
         ]
         indexes = [
+            GinIndex(fields=["search_vector"], name="chunk_search_vector_gin"),
             HnswIndex(
                 name="chunk_embedding_hnsw",
                 fields=["embedding"],

@@ -41,3 +41,19 @@ def stuck_q(cutoff: datetime) -> Q:
 def stuck_documents(*, older_than: timedelta) -> QuerySet[Document]:
     """Documents that should have finished by now: their message or worker was lost."""
     return Document.objects.filter(stuck_q(timezone.now() - older_than))
+
+
+def chunk_search(
+    query: str, *, k: int = 5, mode: str = "hybrid", document_ids: Sequence[int] | None = None
+) -> list[dict]:
+    """The best chunks for ``query`` with document, pages, score and text (see RAGService)."""
+    from documents import ingestion
+
+    return ingestion.search(query, k=k, mode=mode, document_ids=document_ids)
+
+
+def search_modes() -> tuple[str, ...]:
+    """The search modes, the default first."""
+    from documents import ingestion
+
+    return tuple(ingestion.SEARCH_MODES)

@@ -74,6 +74,7 @@ INSTALLED_APPS = [
     "django.contrib.sessions",
     "django.contrib.messages",
     "django.contrib.staticfiles",
+    "django.contrib.postgres",
     "django_celery_results",
     "documents",
 ]
@@ -201,6 +202,8 @@ RAG_CHUNK_OVERLAP_TOKENS = int(os.environ.get("RAG_CHUNK_OVERLAP_TOKENS", "32"))
 RAG_EMBED_BATCH_SIZE = int(os.environ.get("RAG_EMBED_BATCH_SIZE", "16"))
 RAG_TORCH_THREADS = int(os.environ.get("RAG_TORCH_THREADS", "0"))
 RAG_DB_POOL_SIZE = int(os.environ.get("RAG_DB_POOL_SIZE", "2"))
+# https://github.com/pgvector/pgvector#query-options : candidates examined per vector query.
+RAG_HNSW_EF_SEARCH = int(os.environ.get("RAG_HNSW_EF_SEARCH", "80"))
 RAG_MAX_UPLOAD_BYTES = int(os.environ.get("RAG_MAX_UPLOAD_BYTES", str(100 * 1024 * 1024)))
 RAG_MAX_PAGES = int(os.environ.get("RAG_MAX_PAGES", "5000"))
 # Transient failures (database, network) retry with exponential backoff and full jitter.

@@ -61,8 +61,9 @@ _inherited: list[_LoopState] = []
 
 
 def _after_fork_in_child() -> None:
-    global _states_lock
+    global _states_lock, _portal_lock
     _states_lock = threading.Lock()
+    _portal_lock = threading.Lock()
     for state in _states.values():
         for resource, _closer, forget in state.resources.values():
             if forget is not None:
@@ -153,6 +154,64 @@ def _abandon(state: _LoopState) -> None:
         del _local.state
 
 
+class _Portal:
+    """A daemon thread running a bridge loop forever, for callers on short-lived threads."""
+
+    def __init__(self) -> None:
+        self.pid = os.getpid()
+        self.ready = threading.Event()
+        self.loop: asyncio.AbstractEventLoop | None = None
+        self.thread = threading.Thread(target=self._serve, name="rag-bridge-portal", daemon=True)
+        self.thread.start()
+        self.ready.wait()
+
+    def _serve(self) -> None:
+        state = _current_state()
+        self.loop = state.loop
+        state.loop.call_soon(self.ready.set)
+        state.loop.run_forever()
+
+
+_portal: _Portal | None = None
+_portal_lock = threading.Lock()
+
+
+def run_threadsafe(coro: Coroutine[Any, Any, T], timeout: float | None = None) -> T:
+    """Run ``coro`` on the process's portal loop (a long-lived background thread) and wait.
+
+    For callers whose threads come and go, such as a threaded web server creating a thread per
+    request: :func:`run` would give each of those threads a loop and an engine of its own that
+    nobody closes. Here every caller shares one loop and one connection pool per process.
+    """
+    global _portal
+    try:
+        running = asyncio.get_running_loop()
+    except RuntimeError:
+        running = None
+    with _portal_lock:
+        if _portal is None or _portal.pid != os.getpid() or not _portal.thread.is_alive():
+            _portal = _Portal()
+        portal = _portal
+    if running is not None:
+        coro.close()
+        raise RuntimeError(
+            "rag.bridge.run_threadsafe() was called from inside a running event loop: `await` "
+            "the coroutine directly instead."
+        )
+    assert portal.loop is not None
+    return asyncio.run_coroutine_threadsafe(coro, portal.loop).result(timeout)
+
+
+def _stop_portal() -> None:
+    global _portal
+    with _portal_lock:
+        portal, _portal = _portal, None
+    if portal is None or portal.pid != os.getpid() or portal.loop is None:
+        return
+    portal.loop.call_soon_threadsafe(portal.loop.stop)
+    portal.thread.join(UNWIND_SECONDS)
+
+
 def loop_resource(
     key: Hashable,
     factory: Callable[[], T],
@@ -207,6 +266,7 @@ def shutdown() -> None:
     Meant for process shutdown, when no task runs; a loop still running in another thread is
     left alone (closing it under its thread would break the task it runs).
     """
+    _stop_portal()
     with _states_lock:
         states = list(_states.values())
     for state in states:

@@ -32,3 +32,5 @@ class RAGConfig:
     pool_size: int = 2
     """Connections per process (per event loop) in the async engine's pool."""
     max_pages: int = 5000
+    hnsw_ef_search: int = 80
+    """Candidates the HNSW index examines per vector query (pgvector's default is 40)."""

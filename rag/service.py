@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any, BinaryIO
 
@@ -48,6 +49,9 @@ class _Stopwatch:
 
     def rounded(self) -> dict[str, float]:
         return {stage: round(value, 4) for stage, value in self.seconds.items()}
+
+
+SEARCH_MODES = ("hybrid", "vector", "text")
 
 
 class RAGService:
@@ -113,6 +117,46 @@ class RAGService:
             result.seconds,
         )
         return result
+
+    async def search(
+        self,
+        query: str,
+        k: int = 5,
+        mode: str = "hybrid",
+        document_ids: Sequence[int] | None = None,
+    ) -> list[store.SearchHit]:
+        """The ``k`` chunks that best answer ``query``, with their documents and pages.
+
+        ``vector``: cosine similarity of embeddings (HNSW index); ``text``: PostgreSQL full-text
+        ranking; ``hybrid`` (default): both, fused by reciprocal rank fusion.
+        """
+        if mode not in SEARCH_MODES:
+            raise ValueError(f"Unknown search mode {mode!r}: use one of {', '.join(SEARCH_MODES)}.")
+        query = query.strip()
+        if not query or k < 1:
+            return []
+        # Fusion needs more than k candidates from each side to rank well.
+        depth = k if mode != "hybrid" else max(4 * k, 20)
+        vector_hits: list[store.SearchHit] = []
+        text_hits: list[store.SearchHit] = []
+        if mode in ("vector", "hybrid"):
+            (embedding,) = await self.embedder.embed([query])
+            vector_hits = await store.search_vector(
+                self.engine,
+                embedding,
+                k=depth,
+                ef_search=max(self.config.hnsw_ef_search, depth),
+                document_ids=document_ids,
+            )
+        if mode in ("text", "hybrid"):
+            text_hits = await store.search_text(
+                self.engine, query, k=depth, document_ids=document_ids
+            )
+        if mode == "vector":
+            return vector_hits
+        if mode == "text":
+            return text_hits
+        return store.reciprocal_rank_fusion([vector_hits, text_hits], k=k)
 
     async def _chunk_and_embed(
         self, pdf: PdfDocument, watch: _Stopwatch

@@ -7,6 +7,7 @@ from django.conf import settings
 from django.db import connection
 from pgvector.sqlalchemy import Vector
 from sqlalchemy import BigInteger, DateTime, Integer, String, Text
+from sqlalchemy.dialects.postgresql import TSVECTOR
 
 from rag.store import Base, ChunkRow
 
@@ -30,6 +31,8 @@ def expected_type(column) -> tuple[str, int | None]:
     kind = column.type
     if isinstance(kind, Vector):
         return "vector", None
+    if isinstance(kind, TSVECTOR):
+        return "tsvector", None
     if isinstance(kind, BigInteger):
         return "bigint", None
     if isinstance(kind, Integer):
@@ -51,7 +54,7 @@ def test_every_mapped_column_exists_with_the_same_type_and_nullability(table):
         assert column.name in actual, f"{table}.{column.name} is mapped but not migrated"
         db = actual[column.name]
         type_name, length = expected_type(column)
-        got = db["udt"] if type_name == "vector" else db["data_type"]
+        got = db["udt"] if type_name in ("vector", "tsvector") else db["data_type"]
         assert got == type_name, f"{table}.{column.name}: mapped {type_name}, database {got}"
         if length is not None:
             assert db["length"] == length, f"{table}.{column.name} length"
@@ -88,3 +91,18 @@ def test_foreign_key_from_chunk_to_document_matches():
     ]
     (mapped_fk,) = ChunkRow.__table__.c.document_id.foreign_keys
     assert mapped_fk.target_fullname == "documents_document.id"
+
+
+def test_the_generated_search_column_uses_the_same_text_search_configuration():
+    from documents.models import TEXT_SEARCH_CONFIG
+    from rag.store import TEXT_SEARCH_CONFIG as RAG_TEXT_SEARCH_CONFIG
+
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT generation_expression FROM information_schema.columns "
+            "WHERE table_name = 'documents_chunk' AND column_name = 'search_vector'"
+        )
+        (expression,) = cursor.fetchone()
+    assert TEXT_SEARCH_CONFIG == RAG_TEXT_SEARCH_CONFIG
+    assert f"'{TEXT_SEARCH_CONFIG}'::regconfig" in expression
+    assert ChunkRow.__table__.c.search_vector.computed is not None

@@ -1,0 +1,45 @@
+"""Highlight the query's words in a snippet of text, safely (HTML-escaped)."""
+
+from __future__ import annotations
+
+import re
+
+from django.utils.html import escape
+from django.utils.safestring import SafeString, mark_safe
+
+SNIPPET_CHARS = 400
+_WORD = re.compile(r"\w{2,}", re.UNICODE)
+
+
+def query_terms(query: str) -> list[str]:
+    """Distinct words of the query, longest first (so longer matches win)."""
+    return sorted({w.lower() for w in _WORD.findall(query)}, key=len, reverse=True)
+
+
+def highlight(text: str, query: str, *, width: int = SNIPPET_CHARS) -> SafeString:
+    """A window of ``text`` around the first query word, with each word wrapped in <mark>.
+
+    Words match at their start, so "ingest" also marks "ingestion" (as stemming would find).
+    """
+    terms = query_terms(query)
+    pattern = (
+        re.compile(r"\b(" + "|".join(map(re.escape, terms)) + r")\w*", re.I) if terms else None
+    )
+    start = 0
+    if pattern is not None:
+        first = pattern.search(text)
+        if first is not None:
+            start = max(0, first.start() - width // 4)
+    window = text[start : start + width]
+    prefix = "…" if start > 0 else ""
+    suffix = "…" if start + width < len(text) else ""
+    if pattern is None:
+        return mark_safe(prefix + escape(window) + suffix)  # noqa: S308 - escaped just here
+    parts: list[str] = []
+    last = 0
+    for match in pattern.finditer(window):
+        parts.append(escape(window[last : match.start()]))
+        parts.append(f"<mark>{escape(match.group(0))}</mark>")
+        last = match.end()
+    parts.append(escape(window[last:]))
+    return mark_safe(prefix + "".join(parts) + suffix)  # noqa: S308 - every part is escaped

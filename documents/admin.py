@@ -53,6 +53,22 @@ class StuckFilter(admin.SimpleListFilter):
         return queryset
 
 
+class StaleFilter(admin.SimpleListFilter):
+    """Ready documents embedded by another model than the one configured now."""
+
+    title = "embedding"
+    parameter_name = "stale"
+
+    def lookups(self, request: HttpRequest, model_admin: Any) -> list[tuple[str, str]]:
+        return [("yes", "Stale (embedded by another model)")]
+
+    def queryset(self, request: HttpRequest, queryset: QuerySet[Document]) -> QuerySet[Document]:
+        if self.value() == "yes":
+            stale = selectors.stale_documents().values("pk")
+            return queryset.filter(pk__in=stale)
+        return queryset
+
+
 @admin.register(Document)
 class DocumentAdmin(admin.ModelAdmin):
     """Documents: list, upload several PDFs at once, reingest, and inspect results."""
@@ -66,7 +82,7 @@ class DocumentAdmin(admin.ModelAdmin):
         "ingested_at",
         "created_at",
     )
-    list_filter = ("status", StuckFilter, "error_code", "embedder")
+    list_filter = ("status", StuckFilter, StaleFilter, "error_code", "embedder")
     search_fields = ("title", "=sha256")
     ordering = ("-created_at",)
     actions = ("reingest",)

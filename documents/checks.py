@@ -43,3 +43,43 @@ def pgvector_available(app_configs: Any = None, databases: Any = None, **kwargs:
                 )
             )
     return errors
+
+
+@register(Tags.database)
+def embedder_fits_vector_column(
+    app_configs: Any = None, databases: Any = None, **kwargs: Any
+) -> list:
+    """Refuse an embedder whose vectors do not fit the database column, before any work."""
+    if not databases or "default" not in databases:
+        return []
+    errors = embedder_mismatch_errors()
+    return errors
+
+
+def embedder_mismatch_errors() -> list[Error]:
+    """Errors if the configured embedder's dimension differs from documents_chunk.embedding."""
+    from documents import ingestion
+
+    try:
+        with connections["default"].cursor() as cursor:
+            cursor.execute(
+                "SELECT atttypmod FROM pg_attribute WHERE attrelid = "
+                "to_regclass('documents_chunk') AND attname = 'embedding'"
+            )
+            row = cursor.fetchone()
+    except DatabaseError:
+        return []  # reported by pgvector_available; nothing to compare against yet
+    if row is None or row[0] is None or row[0] < 0:
+        return []  # not migrated yet
+    name, dimensions = ingestion.current_embedder()
+    if dimensions == row[0]:
+        return []
+    return [
+        Error(
+            f"The embedder {name} makes {dimensions}-dimensional vectors but the database "
+            f"column documents_chunk.embedding holds {row[0]}.",
+            hint=f"Configure an embedder with {row[0]} dimensions (RAG_EMBEDDER and its settings), "
+            f"or migrate a new database with RAG_EMBEDDING_DIMENSIONS={dimensions} and reingest.",
+            id="documents.E004",
+        )
+    ]

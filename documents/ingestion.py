@@ -18,6 +18,7 @@ from sqlalchemy.engine import URL
 
 from rag import bridge
 from rag.config import EmbedderConfig, RAGConfig
+from rag.embedding import get_embedder
 from rag.errors import (
     DocumentMissingError,
     IngestError,
@@ -38,6 +39,7 @@ __all__ = [
     "IngestError",
     "PermanentIngestError",
     "TransientIngestError",
+    "current_embedder",
     "ingest_document",
     "looks_like_pdf",
     "rag_config",
@@ -125,6 +127,12 @@ def search(
     page_end, score and text. Safe from any thread (web requests share one loop per process).
     """
     return bridge.run_threadsafe(_search(rag_config(), query, k, mode, document_ids))
+
+
+def current_embedder() -> tuple[str, int]:
+    """Name and dimension of the configured embedder (no model is loaded to find out)."""
+    embedder = get_embedder(rag_config().embedder)
+    return embedder.name, embedder.dimensions
 
 
 def shutdown() -> None:

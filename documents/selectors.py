@@ -57,3 +57,16 @@ def search_modes() -> tuple[str, ...]:
     from documents import ingestion
 
     return tuple(ingestion.SEARCH_MODES)
+
+
+def current_embedder_name() -> str:
+    """The embedder new ingestions use (documents embedded by another one are stale)."""
+    from documents import ingestion
+
+    return ingestion.current_embedder()[0]
+
+
+def stale_documents(*, embedder: str | None = None) -> QuerySet[Document]:
+    """Ready documents whose chunks another embedder made: their vectors are in another space."""
+    current = embedder or current_embedder_name()
+    return Document.objects.filter(status=Document.Status.READY).exclude(embedder=current)

@@ -1,4 +1,5 @@
-"""Celery worker signals: refuse unsupported pools, close the bridge's loops on shutdown."""
+"""Celery worker signals: refuse to start with an unsupported pool or a mismatched embedder;
+close the bridge's loops on shutdown."""
 
 from __future__ import annotations
 
@@ -38,6 +39,26 @@ def refuse_unsupported_pool(sender: Any = None, **_kwargs: Any) -> None:
         raise SystemExit(message)
 
 
+def refuse_mismatched_embedder(**_kwargs: Any) -> None:
+    """Stop a worker whose embedder's vectors would not fit the database column."""
+    import django
+
+    django.setup()
+    from documents.checks import embedder_mismatch_errors
+
+    errors = embedder_mismatch_errors()
+    if errors:
+        message = f"{errors[0].msg} {errors[0].hint}"
+        logger.critical(message)
+        raise SystemExit(message)
+
+
+def check_worker_can_start(sender: Any = None, **kwargs: Any) -> None:
+    """worker_init: the pool must be supported and the embedder must fit the database."""
+    refuse_unsupported_pool(sender=sender, **kwargs)
+    refuse_mismatched_embedder()
+
+
 def close_bridge(**_kwargs: Any) -> None:
     """Dispose engines and close event loops before the process exits."""
     from documents import ingestion
@@ -47,6 +68,6 @@ def close_bridge(**_kwargs: Any) -> None:
 
 def connect() -> None:
     """Connect the handlers (called once from the app config)."""
-    worker_init.connect(refuse_unsupported_pool, weak=False, dispatch_uid="fca-refuse-pool")
+    worker_init.connect(check_worker_can_start, weak=False, dispatch_uid="fca-worker-can-start")
     worker_process_shutdown.connect(close_bridge, weak=False, dispatch_uid="fca-close-child")
     worker_shutdown.connect(close_bridge, weak=False, dispatch_uid="fca-close-main")

@@ -131,3 +131,29 @@ def test_green_thread_pools_are_refused_at_start_with_a_clear_message(pool):
     )
     assert result.returncode != 0
     assert f"The worker pool {pool!r} is not supported" in result.stdout + result.stderr
+
+
+def test_a_worker_whose_embedder_does_not_fit_the_column_refuses_to_start(django_db_blocker):
+    from django.db import connection
+
+    from tests.workers import database_url_of
+
+    env = {
+        **os.environ,
+        "DATABASE_URL": database_url_of(connection.settings_dict),
+        "DJANGO_SECRET_KEY": settings.SECRET_KEY,
+        "CELERY_QUEUE": TEST_QUEUE,
+        "RAG_EMBEDDER": "hash",
+        "RAG_EMBEDDING_DIMENSIONS": "64",
+    }
+    result = subprocess.run(
+        [sys.executable, "-m", "celery", "-A", "fca_site", "worker", "--pool", "solo"],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert result.returncode != 0
+    output = result.stdout + result.stderr
+    assert "makes 64-dimensional vectors but the database column" in output

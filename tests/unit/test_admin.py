@@ -101,3 +101,17 @@ def test_an_unreachable_broker_keeps_the_upload_and_says_what_happens(staff_clie
     assert "cannot be reached" in response.content.decode()
     document = Document.objects.get()
     assert document.status == Document.Status.QUEUED
+
+
+def test_stale_filter_lists_documents_embedded_by_another_model(staff_client, settings):
+    settings.RAG_EMBEDDER = "hash"
+    old = Document.objects.create(
+        title="old model", sha256="a" * 64, size_bytes=1, status="ready", embedder="other-model"
+    )
+    Document.objects.create(
+        title="current model", sha256="b" * 64, size_bytes=1, status="ready", embedder="hash-384"
+    )
+    html = staff_client.get(
+        reverse("admin:documents_document_changelist") + "?stale=yes"
+    ).content.decode()
+    assert old.title in html and "current model" not in html

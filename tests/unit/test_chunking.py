@@ -8,6 +8,7 @@ from rag.chunking import Chunker, chunk_pages
 from rag.embedding import default_model_path
 from rag.parsing import Page, PdfDocument
 from rag.tokens import SimpleTokenizer, WordPieceTokenizer
+from tests.conftest import load_manifest
 
 
 @pytest.fixture(scope="module")
@@ -70,17 +71,15 @@ def test_chunk_size_is_capped_at_the_model_input_limit(wordpiece):
     assert chunker.chunk_tokens == wordpiece.max_tokens == 254
 
 
-@pytest.mark.parametrize(
-    "filename",
-    [
-        "long-freeculture-book-352pages.pdf",
-        "cjk-chinese-report-22pages.pdf",
-        "rtl-hebrew-table-1page.pdf",
-        "table-ca-warn-report-16pages.pdf",
-        "gov-federal-register-3col-15pages.pdf",
-    ],
+READABLE = sorted(
+    name
+    for name, entry in load_manifest().items()
+    if entry.page_count and entry.extractable_chars > 0 and entry.encrypted != "needs-password"
 )
-def test_no_real_chunk_exceeds_the_model_limit(corpus, wordpiece, filename):
+
+
+@pytest.mark.parametrize("filename", READABLE)
+def test_no_chunk_of_the_corpus_exceeds_the_model_limit(corpus, wordpiece, filename):
     with corpus[filename].path.open("rb") as fh:
         pdf = PdfDocument(fh, max_pages=5000)
         chunks = list(chunk_pages(pdf.pages(), wordpiece, chunk_tokens=254, overlap_tokens=32))

@@ -52,3 +52,24 @@ def test_human_output_has_one_line_per_file(tmp_path, django_capture_on_commit_c
     lines = out.getvalue().strip().splitlines()
     assert len(lines) == 1
     assert lines[0].startswith("queued") and "a.pdf" in lines[0]
+
+
+def test_reembed_stale_queues_ready_documents_of_another_embedder(
+    django_capture_on_commit_callbacks, settings
+):
+    from documents.services import document_create
+
+    settings.RAG_EMBEDDER = "hash"
+    ids = []
+    for index, embedder in enumerate(["sentence-transformers/old-model", "hash-384"]):
+        data = b"%PDF-1.4 " + bytes([index])
+        document = document_create(file=io.BytesIO(data), name="x.pdf", size=len(data)).document
+        Document.objects.filter(pk=document.pk).update(status="ready", embedder=embedder)
+        ids.append(document.pk)
+    out = io.StringIO()
+    with django_capture_on_commit_callbacks() as callbacks:
+        call_command("ingest", "--reembed-stale", "--json", stdout=out, stderr=io.StringIO())
+    report = json.loads(out.getvalue())
+    assert [item["document_id"] for item in report] == [ids[0]]
+    assert report[0]["status"] == "queued"
+    assert len(callbacks) == 1

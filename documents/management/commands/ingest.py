@@ -96,6 +96,12 @@ class Command(BaseCommand):
             "--older-than (its message or worker was lost, e.g. with a Redis restart).",
         )
         parser.add_argument(
+            "--reembed-stale",
+            action="store_true",
+            help="Also reingest every ready document embedded by another model than the "
+            "configured one (after changing the embedder).",
+        )
+        parser.add_argument(
             "--older-than",
             type=float,
             default=None,
@@ -112,8 +118,10 @@ class Command(BaseCommand):
     def handle(self, *args: Any, **options: Any) -> None:
         self.as_json = options["json"]
         self.requeued: dict[int, str] = {}
-        if not options["paths"] and not options["requeue_stuck"]:
-            raise CommandError("Give PDF files or folders to ingest, or --requeue-stuck.")
+        if not options["paths"] and not options["requeue_stuck"] and not options["reembed_stale"]:
+            raise CommandError(
+                "Give PDF files or folders to ingest, or --requeue-stuck / --reembed-stale."
+            )
         files, outcomes = find_pdfs(options["paths"])
         for outcome in outcomes:
             self._line(outcome)
@@ -123,7 +131,9 @@ class Command(BaseCommand):
         by_document: dict[int, list[FileOutcome]] = {}
         if options["requeue_stuck"]:
             by_document.update(self._requeue_stuck(options["older_than"]))
-            outcomes.extend(o for items in by_document.values() for o in items)
+        if options["reembed_stale"]:
+            by_document.update(self._reembed_stale())
+        outcomes.extend(o for items in by_document.values() for o in items)
         for path in files:
             outcome = self._register(path)
             outcomes.append(outcome)
@@ -160,12 +170,25 @@ class Command(BaseCommand):
     def _requeue_stuck(self, older_than: float | None) -> dict[int, list[FileOutcome]]:
         delta = None if older_than is None else timedelta(seconds=older_than)
         with broker_errors():
-            self.requeued = services.document_requeue_stuck(older_than=delta)
-        if not self.requeued and not self.as_json:
+            queued = services.document_requeue_stuck(older_than=delta)
+        if not queued and not self.as_json:
             self.stdout.write("No stuck documents.")
+        return self._track(queued)
+
+    def _reembed_stale(self) -> dict[int, list[FileOutcome]]:
+        stale = list(selectors.stale_documents().values_list("pk", flat=True))
+        with broker_errors():
+            queued = services.document_ingest_enqueue(document_ids=stale, force=True)
+        if not queued and not self.as_json:
+            self.stdout.write("No stale documents.")
+        return self._track(queued)
+
+    def _track(self, queued: dict[int, str]) -> dict[int, list[FileOutcome]]:
+        """Report documents queued by id (not from a path), named by their stored file."""
+        self.requeued.update(queued)
         return {
             document.pk: [FileOutcome(path=document.file.name, document_id=document.pk)]
-            for document in selectors.documents_by_ids(list(self.requeued))
+            for document in selectors.documents_by_ids(list(queued))
         }
 
     # --- per file ----------------------------------------------------------------------------

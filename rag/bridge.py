@@ -239,6 +239,16 @@ def loop_resource(
     return entry[0]
 
 
+def owns_running_loop() -> bool:
+    """Whether the running event loop is this thread's bridge loop (so loop_resource works)."""
+    state: _LoopState | None = getattr(_local, "state", None)
+    try:
+        running = asyncio.get_running_loop()
+    except RuntimeError:
+        return False
+    return state is not None and state.pid == os.getpid() and running is state.loop
+
+
 def loop_id() -> int | None:
     """An identifier of this thread's bridge loop (``None`` before the first call)."""
     state: _LoopState | None = getattr(_local, "state", None)

@@ -17,6 +17,19 @@ class EmbedderConfig:
     batch_size: int = 16
     torch_threads: int = 0
     """Threads torch may use per process; 0 keeps torch's default."""
+    openai_base_url: str = ""
+    """Base URL of an OpenAI-compatible API, up to and including ``/v1``."""
+    openai_model: str = "text-embedding-3-small"
+    openai_api_key: str = field(default="", repr=False)
+    openai_concurrency: int = 4
+    """Requests in flight at once per event loop."""
+    openai_timeout: float = 30.0
+    openai_max_retries: int = 5
+    """Retries of one request on 429, 5xx and network errors, before the task itself retries."""
+    openai_max_tokens: int = 8191
+    """Input limit of the remote model, in tokens."""
+    openai_send_dimensions: bool = False
+    """Send ``dimensions`` in requests (models that can shorten their vectors)."""
 
 
 @dataclass(frozen=True)

@@ -149,4 +149,10 @@ def get_embedder(config: EmbedderConfig) -> Embedder:
         return LocalEmbedder(config)
     if config.kind == "hash":
         return HashEmbedder(config)
-    raise ValueError(f"Unknown embedder {config.kind!r}: use 'local' or 'hash' (RAG_EMBEDDER).")
+    if config.kind == "openai":
+        from rag.embedding_openai import OpenAIEmbedder
+
+        return OpenAIEmbedder(config)
+    raise ValueError(
+        f"Unknown embedder {config.kind!r}: use 'local', 'openai' or 'hash' (RAG_EMBEDDER)."
+    )

@@ -1,0 +1,183 @@
+"""Retrieval quality and latency of each search mode over the real corpus.
+
+Ingests the readable PDFs of ../shared/corpus (once; kept in a separate database, fca_bench, on
+the embedded server or beside DATABASE_URL's) with the configured embedder, then builds queries
+from the chunks themselves: a sentence of a chunk, lightly paraphrased by dropping some of its
+words. A query is answered when a hit is the right document and overlaps the chunk's pages.
+
+Usage:  .venv/bin/python bench/retrieval.py [--queries 200] [--seed 7] [--embedder local]
+Prints recall@1 and recall@5 per mode and latency, then one line:
+    recall5_vector=... recall5_text=... recall5_hybrid=... p95_ms=...
+"""
+
+from __future__ import annotations
+
+import argparse
+import io
+import os
+import random
+import re
+import statistics
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+BENCH_DATABASE = "fca_bench"
+
+
+def _use_bench_database() -> None:
+    """Point Django at the benchmark's own database before settings are read."""
+    url = os.environ.get("DATABASE_URL")
+    if url:
+        base, _, _name = url.rpartition("/")
+        os.environ["DATABASE_URL"] = f"{base}/{BENCH_DATABASE}"
+    else:
+        from fca_site import embedded_db
+
+        os.environ["DATABASE_URL"] = embedded_db.ensure_running(database=BENCH_DATABASE)
+    os.environ.setdefault("DJANGO_SECRET_KEY", "bench-only-not-a-secret-" + "x" * 30)
+    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "fca_site.settings")
+    os.environ.setdefault("DJANGO_LOG_LEVEL", "WARNING")
+
+
+@dataclass(frozen=True)
+class Query:
+    text: str
+    document_id: int
+    page_start: int
+    page_end: int
+
+
+def ingest_corpus(corpus_dir: Path) -> None:
+    from documents import ingestion, services
+    from documents.models import Document
+    from tests.conftest import load_manifest
+
+    current = ingestion.current_embedder()[0]
+    readable = [
+        entry
+        for entry in load_manifest().values()
+        if entry.page_count and entry.extractable_chars > 0 and entry.encrypted != "needs-password"
+    ]
+    for entry in sorted(readable, key=lambda e: e.filename):
+        data = (corpus_dir / entry.filename).read_bytes()
+        outcome = services.document_create(
+            file=io.BytesIO(data), name=entry.filename, size=len(data)
+        )
+        document = outcome.document
+        if document.status == Document.Status.READY and document.embedder == current:
+            continue
+        started = time.perf_counter()
+        try:
+            result = services.document_ingest(document_id=document.pk, task_id=None)
+        except ingestion.PermanentIngestError as exc:
+            sys.stderr.write(f"skipped {entry.filename}: {exc}\n")
+            continue
+        sys.stderr.write(
+            f"ingested {entry.filename}: {result['chunks']} chunks "
+            f"in {time.perf_counter() - started:.1f}s\n"
+        )
+
+
+_SENTENCE = re.compile(r"(?<=[.!?])\s+")
+
+
+def build_queries(count: int, seed: int) -> list[Query]:
+    """Sentences of randomly chosen chunks, with about a quarter of their words dropped."""
+    from documents.models import Chunk
+
+    rng = random.Random(seed)
+    chunks = list(
+        Chunk.objects.order_by("pk").values_list("document_id", "page_start", "page_end", "text")
+    )
+    rng.shuffle(chunks)
+    queries: list[Query] = []
+    for document_id, page_start, page_end, text in chunks:
+        sentences = [s for s in _SENTENCE.split(text) if 8 <= len(s.split()) <= 40]
+        if not sentences:
+            continue
+        words = rng.choice(sentences).split()
+        kept = [w for i, w in enumerate(words) if i == 0 or rng.random() > 0.25]
+        queries.append(Query(" ".join(kept), document_id, page_start, page_end))
+        if len(queries) == count:
+            break
+    return queries
+
+
+def evaluate(queries: list[Query], mode: str) -> dict[str, float]:
+    from documents import ingestion
+
+    at1 = at5 = 0
+    latencies: list[float] = []
+    for query in queries:
+        started = time.perf_counter()
+        hits = ingestion.search(query.text, k=5, mode=mode)
+        latencies.append((time.perf_counter() - started) * 1000)
+        right = [
+            hit["document_id"] == query.document_id
+            and hit["page_start"] <= query.page_end
+            and hit["page_end"] >= query.page_start
+            for hit in hits
+        ]
+        at1 += bool(right[:1] and right[0])
+        at5 += any(right)
+    quantiles = statistics.quantiles(latencies, n=100)
+    return {
+        "recall1": at1 / len(queries),
+        "recall5": at5 / len(queries),
+        "p50_ms": statistics.median(latencies),
+        "p95_ms": quantiles[94],
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--queries", type=int, default=200, help="queries to evaluate")
+    parser.add_argument("--seed", type=int, default=7, help="random seed of the query sample")
+    parser.add_argument("--embedder", default=None, help="RAG_EMBEDDER for this run")
+    parser.add_argument(
+        "--corpus",
+        type=Path,
+        default=ROOT.parent / "shared" / "corpus",
+        help="folder of the PDF corpus (with MANIFEST.tsv)",
+    )
+    args = parser.parse_args()
+    if args.embedder:
+        os.environ["RAG_EMBEDDER"] = args.embedder
+    os.environ.setdefault("FCA_CORPUS_DIR", str(args.corpus))
+    _use_bench_database()
+
+    import django
+    from django.core.management import call_command
+
+    django.setup()
+    call_command("migrate", verbosity=0)
+    ingest_corpus(args.corpus)
+    queries = build_queries(args.queries, args.seed)
+    from documents import ingestion
+
+    for warm in queries[:5]:  # load the model and warm the caches
+        ingestion.search(warm.text, k=5, mode="hybrid")
+
+    results = {mode: evaluate(queries, mode) for mode in ("vector", "text", "hybrid")}
+    out = sys.stdout
+    out.write(f"\n{len(queries)} queries (sentences of chunks, ~25% of words dropped), k=5\n")
+    out.write(f"{'mode':<8}{'recall@1':>10}{'recall@5':>10}{'p50 ms':>9}{'p95 ms':>9}\n")
+    for mode, r in results.items():
+        out.write(
+            f"{mode:<8}{r['recall1']:>10.3f}{r['recall5']:>10.3f}"
+            f"{r['p50_ms']:>9.1f}{r['p95_ms']:>9.1f}\n"
+        )
+    out.write(
+        f"\nrecall5_vector={results['vector']['recall5']:.3f}"
+        f" recall5_text={results['text']['recall5']:.3f}"
+        f" recall5_hybrid={results['hybrid']['recall5']:.3f}"
+        f" p95_ms={results['hybrid']['p95_ms']:.1f}\n"
+    )
+
+
+if __name__ == "__main__":
+    main()

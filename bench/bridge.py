@@ -98,6 +98,18 @@ def through_worker(tasks: int, concurrency: int) -> dict[str, dict[str, float]]:
     return results
 
 
+def write_table(
+    out, title: str, rows: dict[str, dict[str, float]], rate: str, connections: str
+) -> None:
+    """One table: each pattern's rate, its ratio to the seed pattern, and its connections."""
+    out.write(f"\n{title}\n{'pattern':<16}{rate:>10}{'vs seed':>10}{connections:>22}\n")
+    for name, figures in rows.items():
+        ratio = figures["per_second"] / rows["seed"]["per_second"]
+        out.write(
+            f"{name:<16}{figures['per_second']:>10.1f}{ratio:>10.2f}{figures['connections']:>22}\n"
+        )
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--calls", type=int, default=300, help="in-process calls per pattern")
@@ -109,20 +121,20 @@ def main() -> None:
     remote = through_worker(args.tasks, args.concurrency)
 
     out = sys.stdout
-    out.write(f"\nIn-process, {args.calls} calls of one database round-trip each\n")
-    out.write(f"{'pattern':<16}{'calls/s':>10}{'vs seed':>10}{'connections opened':>22}\n")
-    for name, figures in local.items():
-        ratio = figures["per_second"] / local["seed"]["per_second"]
-        out.write(
-            f"{name:<16}{figures['per_second']:>10.1f}{ratio:>10.2f}{figures['connections']:>22}\n"
-        )
-    out.write(f"\nThrough a prefork worker (concurrency {args.concurrency}), {args.tasks} tasks\n")
-    out.write(f"{'pattern':<16}{'tasks/s':>10}{'vs seed':>10}{'backends seen':>22}\n")
-    for name, figures in remote.items():
-        ratio = figures["per_second"] / remote["seed"]["per_second"]
-        out.write(
-            f"{name:<16}{figures['per_second']:>10.1f}{ratio:>10.2f}{figures['connections']:>22}\n"
-        )
+    write_table(
+        out,
+        f"In-process, {args.calls} calls of one database round-trip each",
+        local,
+        "calls/s",
+        "connections opened",
+    )
+    write_table(
+        out,
+        f"Through a prefork worker (concurrency {args.concurrency}), {args.tasks} tasks",
+        remote,
+        "tasks/s",
+        "backends seen",
+    )
     inprocess = local["bridge"]["per_second"] / local["seed"]["per_second"]
     worker = remote["bridge"]["per_second"] / remote["seed"]["per_second"]
     out.write(

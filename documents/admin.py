@@ -12,7 +12,6 @@ from django.db.models import QuerySet
 from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
 from django.template.response import TemplateResponse
 from django.urls import path, reverse
-from django.utils import timezone
 from django.utils.html import format_html, format_html_join
 from django.utils.http import urlencode
 from kombu.exceptions import OperationalError as BrokerError
@@ -38,35 +37,43 @@ def stuck_after() -> timedelta:
     return timedelta(seconds=settings.RAG_STUCK_AFTER_SECONDS)
 
 
-class StuckFilter(admin.SimpleListFilter):
+class FlagFilter(admin.SimpleListFilter):
+    """A filter with one choice: the documents a selector flags."""
+
+    label = ""
+
+    def lookups(self, request: HttpRequest, model_admin: Any) -> list[tuple[str, str]]:
+        return [("yes", self.label)]
+
+    def queryset(self, request: HttpRequest, queryset: QuerySet[Document]) -> QuerySet[Document]:
+        if self.value() == "yes":
+            return queryset.filter(pk__in=self.flagged().values("pk"))
+        return queryset
+
+    def flagged(self) -> QuerySet[Document]:
+        raise NotImplementedError
+
+
+class StuckFilter(FlagFilter):
     """Queued or processing for longer than RAG_STUCK_AFTER_SECONDS: a lost message or worker."""
 
     title = "stuck"
     parameter_name = "stuck"
+    label = "Stuck (queued or processing too long)"
 
-    def lookups(self, request: HttpRequest, model_admin: Any) -> list[tuple[str, str]]:
-        return [("yes", "Stuck (queued or processing too long)")]
-
-    def queryset(self, request: HttpRequest, queryset: QuerySet[Document]) -> QuerySet[Document]:
-        if self.value() == "yes":
-            return queryset.filter(selectors.stuck_q(timezone.now() - stuck_after()))
-        return queryset
+    def flagged(self) -> QuerySet[Document]:
+        return selectors.stuck_documents(older_than=stuck_after())
 
 
-class StaleFilter(admin.SimpleListFilter):
+class StaleFilter(FlagFilter):
     """Ready documents embedded by another model than the one configured now."""
 
     title = "embedding"
     parameter_name = "stale"
+    label = "Stale (embedded by another model)"
 
-    def lookups(self, request: HttpRequest, model_admin: Any) -> list[tuple[str, str]]:
-        return [("yes", "Stale (embedded by another model)")]
-
-    def queryset(self, request: HttpRequest, queryset: QuerySet[Document]) -> QuerySet[Document]:
-        if self.value() == "yes":
-            stale = selectors.stale_documents().values("pk")
-            return queryset.filter(pk__in=stale)
-        return queryset
+    def flagged(self) -> QuerySet[Document]:
+        return selectors.stale_documents()
 
 
 @admin.register(Document)
@@ -108,23 +115,9 @@ class DocumentAdmin(admin.ModelAdmin):
         ),
         ("Chunks", {"fields": ("chunks_preview",)}),
     )
-    readonly_fields = (
-        "status_badge",
-        "error_code",
-        "error_message",
-        "file",
-        "sha256",
-        "size_display",
-        "page_count",
-        "chunk_count",
-        "embedder",
-        "task_result_link",
-        "timings",
-        "created_at",
-        "processing_started_at",
-        "ingested_at",
-        "updated_at",
-        "chunks_preview",
+    # Everything shown but the title is written by ingestion, never edited by hand.
+    readonly_fields = tuple(
+        name for _, options in fieldsets for name in options["fields"] if name != "title"
     )
 
     # --- columns and fields ------------------------------------------------------------------

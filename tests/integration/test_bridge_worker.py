@@ -117,43 +117,36 @@ def test_a_permanent_error_is_recorded_with_its_type_and_message(tmp_path):
     assert payload["exc_message"] == ["The PDF structure cannot be read (probe)."]
 
 
-@pytest.mark.parametrize("pool", ["gevent", "eventlet"])
-def test_green_thread_pools_are_refused_at_start_with_a_clear_message(pool):
-    pytest.importorskip(pool, reason=f"{pool} is not installed, so Celery cannot even load it")
-    env = {**os.environ, "CELERY_QUEUE": TEST_QUEUE, "RAG_EMBEDDER": "hash"}
+def refused_worker_output(pool: str, env: dict[str, str]) -> str:
+    """Start a worker that must refuse to start; return what it printed."""
     result = subprocess.run(
         [sys.executable, "-m", "celery", "-A", "fca_site", "worker", "--pool", pool],
         cwd=ROOT,
-        env=env,
+        env={**os.environ, "CELERY_QUEUE": TEST_QUEUE, "RAG_EMBEDDER": "hash", **env},
         capture_output=True,
         text=True,
         timeout=120,
     )
     assert result.returncode != 0
-    assert f"The worker pool {pool!r} is not supported" in result.stdout + result.stderr
+    return result.stdout + result.stderr
 
 
-def test_a_worker_whose_embedder_does_not_fit_the_column_refuses_to_start(django_db_blocker):
+@pytest.mark.parametrize("pool", ["gevent", "eventlet"])
+def test_green_thread_pools_are_refused_at_start_with_a_clear_message(pool):
+    pytest.importorskip(pool, reason=f"{pool} is not installed, so Celery cannot even load it")
+    output = refused_worker_output(pool, {})
+    assert f"The worker pool {pool!r} is not supported" in output
+
+
+def test_a_worker_whose_embedder_does_not_fit_the_column_refuses_to_start():
     from django.db import connection
 
     from tests.workers import database_url_of
 
     env = {
-        **os.environ,
         "DATABASE_URL": database_url_of(connection.settings_dict),
         "DJANGO_SECRET_KEY": settings.SECRET_KEY,
-        "CELERY_QUEUE": TEST_QUEUE,
-        "RAG_EMBEDDER": "hash",
         "RAG_EMBEDDING_DIMENSIONS": "64",
     }
-    result = subprocess.run(
-        [sys.executable, "-m", "celery", "-A", "fca_site", "worker", "--pool", "solo"],
-        cwd=ROOT,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
-    assert result.returncode != 0
-    output = result.stdout + result.stderr
+    output = refused_worker_output("solo", env)
     assert "makes 64-dimensional vectors but the database column" in output

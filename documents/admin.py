@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import logging
 from datetime import timedelta
 from typing import Any
@@ -14,6 +15,8 @@ from django.template.response import TemplateResponse
 from django.urls import path, reverse
 from django.utils.html import format_html, format_html_join
 from django.utils.http import urlencode
+from django_celery_results.admin import TaskResultAdmin
+from django_celery_results.models import TaskResult
 from kombu.exceptions import OperationalError as BrokerError
 
 from documents import selectors, services
@@ -105,6 +108,7 @@ class DocumentAdmin(admin.ModelAdmin):
             {
                 "fields": (
                     "task_result_link",
+                    "task_runs",
                     "timings",
                     "created_at",
                     "processing_started_at",
@@ -149,6 +153,32 @@ class DocumentAdmin(admin.ModelAdmin):
             return obj.last_task_id or "-"
         url = reverse("admin:django_celery_results_taskresult_change", args=[result.pk])
         return format_html('<a href="{}">{} ({})</a>', url, result.task_id, result.status)
+
+    @admin.display(description="task runs")
+    def task_runs(self, obj: Document) -> str:
+        runs = selectors.document_task_runs(obj)
+        if not runs:
+            return "-"
+        rows = format_html_join(
+            "",
+            '<tr><td><a href="{}">{}</a></td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>',
+            (
+                (
+                    reverse("admin:django_celery_results_taskresult_change", args=[run.pk]),
+                    run.date_created.strftime("%Y-%m-%d %H:%M:%S"),
+                    run.status,
+                    _duration(run),
+                    run.worker or "-",
+                    _outcome(run),
+                )
+                for run in runs
+            ),
+        )
+        return format_html(
+            '<table class="fca-runs"><thead><tr><th>queued</th><th>state</th><th>seconds</th>'
+            "<th>worker</th><th>result or error</th></tr></thead><tbody>{}</tbody></table>",
+            rows,
+        )
 
     @admin.display(description="chunks")
     def chunks_preview(self, obj: Document) -> str:
@@ -319,6 +349,52 @@ class DocumentAdmin(admin.ModelAdmin):
             "`manage.py ingest --requeue-stuck` (or the periodic sweep).",
             level=messages.ERROR,
         )
+
+
+def _duration(run: TaskResult) -> str:
+    if run.date_started and run.date_done:
+        return f"{(run.date_done - run.date_started).total_seconds():.1f}"
+    return "-"
+
+
+def _outcome(run: TaskResult) -> str:
+    if not run.result:
+        return "-"
+    try:
+        payload = json.loads(run.result)
+    except ValueError:
+        return run.result[:200]
+    if isinstance(payload, dict) and "exc_type" in payload:
+        message = " ".join(map(str, payload.get("exc_message") or []))
+        return f"{payload['exc_type']}: {message}"[:300]
+    if isinstance(payload, dict) and payload.get("status") == "success":
+        return f"{payload.get('pages')} pages, {payload.get('chunks')} chunks"
+    return json.dumps(payload)[:200]
+
+
+admin.site.unregister(TaskResult)
+
+
+@admin.register(TaskResult)
+class IngestTaskResultAdmin(TaskResultAdmin):
+    """django-celery-results' admin, with a link from each ingestion run to its document."""
+
+    list_display = (*TaskResultAdmin.list_display, "document_link")
+    fieldsets = (
+        (None, {"fields": ("document_link",)}),
+        *TaskResultAdmin.fieldsets,
+    )
+
+    def get_readonly_fields(self, request: HttpRequest, obj: TaskResult | None = None) -> list:
+        return [*super().get_readonly_fields(request, obj), "document_link"]
+
+    @admin.display(description="document")
+    def document_link(self, obj: TaskResult) -> str:
+        document_id = selectors.task_document_id(obj)
+        if document_id is None:
+            return "-"
+        url = reverse("admin:documents_document_change", args=[document_id])
+        return format_html('<a href="{}">document {}</a>', url, document_id)
 
 
 @admin.register(Chunk)

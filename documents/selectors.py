@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Sequence
 from datetime import datetime, timedelta
 
@@ -10,6 +11,8 @@ from django.utils import timezone
 from django_celery_results.models import TaskResult
 
 from documents.models import Chunk, Document
+
+INGEST_TASK_NAME = "ingest_pdf_task"
 
 
 def document_task_result(document: Document) -> TaskResult | None:
@@ -70,3 +73,29 @@ def stale_documents(*, embedder: str | None = None) -> QuerySet[Document]:
     """Ready documents whose chunks another embedder made: their vectors are in another space."""
     current = embedder or current_embedder_name()
     return Document.objects.filter(status=Document.Status.READY).exclude(embedder=current)
+
+
+def document_task_runs(document: Document, *, limit: int = 20) -> list[TaskResult]:
+    """The document's ingestion runs stored by django-celery-results, newest first."""
+    return list(
+        TaskResult.objects.filter(
+            task_name=INGEST_TASK_NAME, task_args=ingest_task_args(document.pk)
+        ).order_by("-date_created")[:limit]
+    )
+
+
+def ingest_task_args(document_id: int) -> str:
+    """``task_args`` as django-celery-results stores them for ``ingest_pdf_task(document_id)``:
+    the JSON of the arguments' JSON."""
+    return json.dumps(json.dumps([document_id]))
+
+
+def task_document_id(result: TaskResult) -> int | None:
+    """The document an ``ingest_pdf_task`` result belongs to (None for other tasks)."""
+    if result.task_name != INGEST_TASK_NAME or not result.task_args:
+        return None
+    try:
+        args = json.loads(json.loads(result.task_args))
+    except (TypeError, ValueError):
+        return None
+    return args[0] if isinstance(args, list) and args and isinstance(args[0], int) else None

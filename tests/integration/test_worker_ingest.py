@@ -89,6 +89,19 @@ def test_reingest_action_replaces_chunks_without_duplicates(
     assert not first_ids & set(again.chunks.values_list("pk", flat=True)), "old chunks remain"
     assert TaskResult.objects.filter(task_name="ingest_pdf_task", status="SUCCESS").count() == 2
 
+    # The document lists both runs, newest first, and each run links back to the document.
+    page = staff_client.get(reverse("admin:documents_document_change", args=[again.pk]))
+    html = page.content.decode()
+    newest = TaskResult.objects.get(task_id=again.last_task_id)
+    oldest = TaskResult.objects.get(task_id=first.last_task_id)
+    newest_url = reverse("admin:django_celery_results_taskresult_change", args=[newest.pk])
+    oldest_url = reverse("admin:django_celery_results_taskresult_change", args=[oldest.pk])
+    assert "fca-runs" in html
+    assert html.index(newest_url) < html.index(oldest_url)
+    assert f"{again.page_count} pages, {again.chunk_count} chunks" in html
+    result_page = staff_client.get(newest_url).content.decode()
+    assert reverse("admin:documents_document_change", args=[again.pk]) in result_page
+
 
 @pytest.mark.parametrize(
     ("filename", "code"),

@@ -50,6 +50,9 @@ log "Ingesting the sample PDFs through the worker"
 log "What is in the index"
 "${MANAGE[@]}" documents_report
 
+log "A search, with page citations"
+"${MANAGE[@]}" search "what happens when a worker is killed during ingestion" -k 3
+
 cat <<MSG
 
 Done. The worker (and the database, if this script started it) stop as the script exits.
@@ -59,4 +62,5 @@ To browse the results in the admin:
 To ingest more, keep a worker running in another terminal:
     .venv/bin/celery -A fca_site worker --loglevel=INFO
     .venv/bin/python manage.py ingest PATH... --wait
+    .venv/bin/python manage.py search "your question" -k 5
 MSG

@@ -34,8 +34,10 @@ ensure_venv() {
         local extra=()
         # This machine kind keeps the CPU build of torch in /opt/wheels.
         [ -d /opt/wheels ] && extra+=(--find-links /opt/wheels)
+        # (This machine's pip configuration names local indexes that may be absent; pip warns
+        # about each missing one, which says nothing about the install.)
         "$PY" -m pip install --quiet --disable-pip-version-check "${extra[@]}" \
-            -r "$ROOT/requirements.txt"
+            -r "$ROOT/requirements.txt" 2> >(grep -v "^WARNING: Location 'file:" >&2)
         echo "$want" >"$stamp"
     fi
 }

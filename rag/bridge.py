@@ -225,13 +225,9 @@ def loop_resource(
     shuts down; ``forget_after_fork`` is called in a forked child for a resource the parent
     created (it must not do I/O on it).
     """
-    state: _LoopState | None = getattr(_local, "state", None)
-    try:
-        running = asyncio.get_running_loop()
-    except RuntimeError:
-        running = None
-    if state is None or state.pid != os.getpid() or running is not state.loop:
+    if not owns_running_loop():
         raise RuntimeError("rag.bridge.loop_resource() must be called inside rag.bridge.run().")
+    state: _LoopState = _local.state
     entry = state.resources.get(key)
     if entry is None:
         entry = (factory(), close, forget_after_fork)

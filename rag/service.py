@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import time
 from collections.abc import Sequence
@@ -10,14 +11,14 @@ from dataclasses import asdict, dataclass, field
 from typing import Any, BinaryIO
 
 from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
-from sqlalchemy.ext.asyncio import AsyncEngine
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from rag import bridge, store
 from rag.chunking import Chunk, Chunker
 from rag.config import RAGConfig
 from rag.embedding import Embedder, get_embedder
 from rag.errors import TransientIngestError
-from rag.parsing import PdfDocument
+from rag.parsing import Page, PdfDocument
 
 logger = logging.getLogger(__name__)
 
@@ -52,6 +53,8 @@ class _Stopwatch:
 
 
 SEARCH_MODES = ("hybrid", "vector", "text")
+# Pages read ahead of the consumer: enough to keep the embedder fed, few enough to bound memory.
+PAGES_AHEAD = 8
 
 
 class RAGService:
@@ -65,9 +68,14 @@ class RAGService:
     async def ingest_pdf(self, *, document_id: int, stream: BinaryIO) -> IngestResult:
         """Read, chunk and embed the PDF in ``stream``; replace the document's chunks.
 
-        Raises a :class:`~rag.errors.PermanentIngestError` subclass for bad input (nothing is
-        written, the previous chunks stay) and :class:`~rag.errors.TransientIngestError` when
-        the database fails.
+        The stages overlap: a thread reads the next pages while the model embeds the current
+        batch in another, and the previous batch is written meanwhile, inside the transaction
+        that swaps the old chunks for the new ones. Only a few pages and one batch are held at
+        a time, whatever the length of the document.
+
+        Raises a :class:`~rag.errors.PermanentIngestError` subclass for bad input (the
+        transaction rolls back: the previous chunks stay) and
+        :class:`~rag.errors.TransientIngestError` when the database fails.
         """
         watch = _Stopwatch()
         total_started = time.perf_counter()
@@ -80,18 +88,18 @@ class RAGService:
             # pypdf is synchronous and CPU-bound: parse in a thread, keep the loop responsive.
             pdf = await asyncio.to_thread(PdfDocument, stream, max_pages=self.config.max_pages)
             watch.add("parse", started)
-            embedded = await self._chunk_and_embed(pdf, watch)
-            if not embedded:
-                raise pdf.no_text_error()
-            started = time.perf_counter()
-            await store.replace_chunks(
-                self.engine,
-                document_id=document_id,
-                chunks=embedded,
-                page_count=pdf.page_count,
-                embedder=self.embedder.name,
-            )
-            watch.add("write", started)
+            async with self.engine.begin() as conn:
+                await store.begin_replacement(conn, document_id=document_id)
+                chunk_count = await self._pipeline(conn, document_id, pdf, watch)
+                if not chunk_count:
+                    raise pdf.no_text_error()
+                await store.finish_replacement(
+                    conn,
+                    document_id=document_id,
+                    page_count=pdf.page_count,
+                    chunk_count=chunk_count,
+                    embedder=self.embedder.name,
+                )
         except DBAPIError as exc:
             # Only a lost or refused connection is worth retrying; a failing statement is a bug.
             if not (
@@ -103,7 +111,7 @@ class RAGService:
         result = IngestResult(
             document_id=document_id,
             pages=pdf.page_count,
-            chunks=len(embedded),
+            chunks=chunk_count,
             embedder=self.embedder.name,
             seconds=watch.rounded(),
             failed_pages=list(pdf.stats.failed_pages),
@@ -117,6 +125,97 @@ class RAGService:
             result.seconds,
         )
         return result
+
+    async def _pipeline(
+        self, conn: AsyncConnection, document_id: int, pdf: PdfDocument, watch: _Stopwatch
+    ) -> int:
+        """Parse (thread) -> chunk -> embed (thread) -> write (loop), overlapped; return chunks."""
+        pages: asyncio.Queue[Page | None] = asyncio.Queue(maxsize=PAGES_AHEAD)
+        reader = asyncio.create_task(self._read_pages(pdf, pages, watch))
+        writing: asyncio.Task[None] | None = None
+        chunker = Chunker(
+            self.embedder.tokenizer,
+            chunk_tokens=self.config.chunk_tokens,
+            overlap_tokens=self.config.chunk_overlap_tokens,
+        )
+        batch_size = max(1, self.config.embedder.batch_size)
+        pending: list[Chunk] = []
+        written = 0
+
+        async def embed_and_write(batch: list[Chunk]) -> None:
+            nonlocal writing, written
+            started = time.perf_counter()
+            vectors = await self.embedder.embed([chunk.text for chunk in batch])
+            watch.add("embed", started)
+            if writing is not None:
+                started = time.perf_counter()
+                await writing  # one write in flight: the connection serves one statement
+                watch.add("wait", started)
+            rows = [
+                store.EmbeddedChunk(chunk=chunk, embedding=vector)
+                for chunk, vector in zip(batch, vectors, strict=True)
+            ]
+            writing = asyncio.create_task(self._write(conn, document_id, rows, watch))
+            written += len(rows)
+
+        try:
+            while True:
+                started = time.perf_counter()
+                page = await pages.get()
+                watch.add("wait", started)
+                if page is None:
+                    break
+                started = time.perf_counter()
+                pending.extend(chunker.add_page(page))
+                watch.add("chunk", started)
+                while len(pending) >= batch_size:
+                    await embed_and_write(pending[:batch_size])
+                    del pending[:batch_size]
+            pending.extend(chunker.finish())
+            for start in range(0, len(pending), batch_size):
+                await embed_and_write(pending[start : start + batch_size])
+            if writing is not None:
+                await writing
+            await reader  # re-raise anything unexpected from the reading thread
+        finally:
+            for task in (reader, writing):
+                if task is not None and not task.done():
+                    task.cancel()
+                    with contextlib.suppress(asyncio.CancelledError):
+                        await task
+        return written
+
+    async def _read_pages(
+        self, pdf: PdfDocument, pages: asyncio.Queue[Page | None], watch: _Stopwatch
+    ) -> None:
+        """Read pages one by one in a thread, a few ahead of the consumer (bounded queue)."""
+        try:
+            for index in range(pdf.page_count):
+                started = time.perf_counter()
+                page = await asyncio.to_thread(pdf.read_page, index)
+                watch.add("parse", started)
+                await pages.put(page)
+        except BaseException:
+            # Failing or cancelled: the consumer may be gone, so never wait for room; make
+            # room instead, so a consumer still reading sees the end rather than waiting forever.
+            while pages.full():
+                pages.get_nowait()
+            pages.put_nowait(None)
+            raise
+        await pages.put(None)
+
+    async def _write(
+        self,
+        conn: AsyncConnection,
+        document_id: int,
+        rows: list[store.EmbeddedChunk],
+        watch: _Stopwatch,
+    ) -> None:
+        started = time.perf_counter()
+        await store.insert_chunks(
+            conn, document_id=document_id, chunks=rows, embedder=self.embedder.name
+        )
+        watch.add("write", started)
 
     async def search(
         self,
@@ -157,43 +256,6 @@ class RAGService:
         if mode == "text":
             return text_hits
         return store.reciprocal_rank_fusion([vector_hits, text_hits], k=k)
-
-    async def _chunk_and_embed(
-        self, pdf: PdfDocument, watch: _Stopwatch
-    ) -> list[store.EmbeddedChunk]:
-        chunker = Chunker(
-            self.embedder.tokenizer,
-            chunk_tokens=self.config.chunk_tokens,
-            overlap_tokens=self.config.chunk_overlap_tokens,
-        )
-        batch_size = max(1, self.config.embedder.batch_size)
-        pending: list[Chunk] = []
-        embedded: list[store.EmbeddedChunk] = []
-
-        async def flush() -> None:
-            started = time.perf_counter()
-            vectors = await self.embedder.embed([chunk.text for chunk in pending])
-            watch.add("embed", started)
-            embedded.extend(
-                store.EmbeddedChunk(chunk=chunk, embedding=vector)
-                for chunk, vector in zip(pending, vectors, strict=True)
-            )
-            pending.clear()
-
-        for index in range(pdf.page_count):
-            started = time.perf_counter()
-            page = await asyncio.to_thread(pdf.read_page, index)
-            watch.add("parse", started)
-            started = time.perf_counter()
-            new_chunks = list(chunker.add_page(page))
-            watch.add("chunk", started)
-            pending.extend(new_chunks)
-            if len(pending) >= batch_size:
-                await flush()
-        pending.extend(chunker.finish())
-        if pending:
-            await flush()
-        return embedded
 
 
 def engine_for(config: RAGConfig) -> AsyncEngine:

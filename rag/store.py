@@ -132,55 +132,62 @@ class EmbeddedChunk:
     embedding: Sequence[float]
 
 
-async def replace_chunks(
-    engine: AsyncEngine,
+async def begin_replacement(conn: AsyncConnection, *, document_id: int) -> None:
+    """Start replacing a document's chunks inside the transaction of ``conn``.
+
+    Takes a transaction-scoped advisory lock (a second ingestion of the same document waits
+    for this one to commit or roll back), checks the document exists, and deletes its chunks.
+    Until the transaction commits, every other reader still sees the old chunks (MVCC), so the
+    new set becomes visible all at once, and a failure anywhere rolls back to the old one.
+    """
+    await conn.execute(select(func.pg_advisory_xact_lock(DOCUMENT_LOCK_NAMESPACE, document_id)))
+    exists = await conn.execute(select(DocumentRow.id).where(DocumentRow.id == document_id))
+    if exists.scalar_one_or_none() is None:
+        raise DocumentMissingError(f"Document {document_id} no longer exists.")
+    await conn.execute(delete(ChunkRow).where(ChunkRow.document_id == document_id))
+
+
+async def insert_chunks(
+    conn: AsyncConnection,
     *,
     document_id: int,
     chunks: Sequence[EmbeddedChunk],
-    page_count: int,
     embedder: str,
 ) -> None:
-    """Replace a document's chunks and counts in one transaction.
+    """Insert embedded chunks; SQLAlchemy sends them as multi-row INSERTs, not one per row."""
+    rows = [
+        {
+            "document_id": document_id,
+            "ordinal": item.chunk.ordinal,
+            "page_start": item.chunk.page_start,
+            "page_end": item.chunk.page_end,
+            "text": item.chunk.text,
+            "token_count": item.chunk.token_count,
+            "embedder": embedder,
+            "embedding": list(item.embedding),
+        }
+        for item in chunks
+    ]
+    for start in range(0, len(rows), INSERT_BATCH_ROWS):
+        await conn.execute(insert(ChunkRow), rows[start : start + INSERT_BATCH_ROWS])
 
-    Readers see either the old set or the new one, never a mix or a half-written set. A
-    transaction-scoped advisory lock serialises two ingestions of the same document (a
-    redelivered message racing the original): the second waits, then replaces the first's work
-    with an identical set instead of adding to it.
-    """
-    async with engine.begin() as conn:
-        await conn.execute(select(func.pg_advisory_xact_lock(DOCUMENT_LOCK_NAMESPACE, document_id)))
-        exists = await conn.execute(
-            select(DocumentRow.id).where(DocumentRow.id == document_id).with_for_update()
+
+async def finish_replacement(
+    conn: AsyncConnection, *, document_id: int, page_count: int, chunk_count: int, embedder: str
+) -> None:
+    """Record the new set's counts on the document (the caller's commit publishes it all)."""
+    result = await conn.execute(
+        update(DocumentRow)
+        .where(DocumentRow.id == document_id)
+        .values(
+            page_count=page_count,
+            chunk_count=chunk_count,
+            embedder=embedder,
+            updated_at=func.now(),
         )
-        if exists.scalar_one_or_none() is None:
-            raise DocumentMissingError(f"Document {document_id} no longer exists.")
-        await conn.execute(delete(ChunkRow).where(ChunkRow.document_id == document_id))
-        rows = [
-            {
-                "document_id": document_id,
-                "ordinal": item.chunk.ordinal,
-                "page_start": item.chunk.page_start,
-                "page_end": item.chunk.page_end,
-                "text": item.chunk.text,
-                "token_count": item.chunk.token_count,
-                "embedder": embedder,
-                "embedding": list(item.embedding),
-            }
-            for item in chunks
-        ]
-        # executemany: SQLAlchemy sends these as multi-row INSERTs, not one statement per row.
-        for start in range(0, len(rows), INSERT_BATCH_ROWS):
-            await conn.execute(insert(ChunkRow), rows[start : start + INSERT_BATCH_ROWS])
-        await conn.execute(
-            update(DocumentRow)
-            .where(DocumentRow.id == document_id)
-            .values(
-                page_count=page_count,
-                chunk_count=len(rows),
-                embedder=embedder,
-                updated_at=func.now(),
-            )
-        )
+    )
+    if result.rowcount == 0:
+        raise DocumentMissingError(f"Document {document_id} was deleted during ingestion.")
 
 
 async def backend_pid(conn: AsyncConnection) -> int:

@@ -135,3 +135,50 @@ def test_vectors_are_written_as_unit_vectors(rag_bridge, corpus):
             return [row[0] for row in rows]
 
     assert all(abs(n - 1.0) < 1e-5 for n in rag_bridge.run(norms()))
+
+
+class FailingAfter:
+    """Wraps an embedder and fails on its n-th call (after earlier batches were written)."""
+
+    def __init__(self, inner, calls: int) -> None:
+        self.inner, self.calls = inner, calls
+        self.name, self.dimensions, self.tokenizer = inner.name, inner.dimensions, inner.tokenizer
+
+    async def embed(self, texts):
+        self.calls -= 1
+        if self.calls == 0:
+            raise TransientIngestError("embedding service went away")
+        return await self.inner.embed(texts)
+
+
+def test_a_failure_after_batches_were_written_rolls_back_to_the_previous_chunks(rag_bridge, corpus):
+    from rag.embedding import get_embedder
+    from rag.service import RAGService, engine_for
+
+    document = make_document()
+    data = corpus["text-openoffice-55pages.pdf"].path.read_bytes()
+    ingest(rag_bridge, document.pk, data)
+    document.refresh_from_db()
+    before = (chunk_state(document), document.chunk_count)
+    config = rag_config()
+
+    async def failing_ingest():
+        service = RAGService(
+            config,
+            engine=engine_for(config),
+            embedder=FailingAfter(get_embedder(config.embedder), calls=4),
+        )
+        await service.ingest_pdf(document_id=document.pk, stream=io.BytesIO(data))
+
+    with pytest.raises(TransientIngestError, match="went away"):
+        rag_bridge.run(failing_ingest())
+    document.refresh_from_db()
+    assert (chunk_state(document), document.chunk_count) == before
+
+
+def test_stage_timings_include_waiting(rag_bridge, corpus):
+    document = make_document()
+    result = ingest(
+        rag_bridge, document.pk, corpus["text-openoffice-55pages.pdf"].path.read_bytes()
+    )
+    assert {"parse", "chunk", "embed", "write", "wait", "total"} <= set(result.seconds)

@@ -83,6 +83,8 @@ def rag_config() -> RAGConfig:
             dimensions=settings.RAG_EMBEDDING_DIMENSIONS,
             batch_size=settings.RAG_EMBED_BATCH_SIZE,
             torch_threads=settings.RAG_TORCH_THREADS,
+            local_runtime=settings.RAG_LOCAL_RUNTIME,
+            onnx_cache_dir=settings.RAG_ONNX_CACHE_DIR,
             openai_base_url=settings.RAG_OPENAI_BASE_URL,
             openai_model=settings.RAG_OPENAI_MODEL,
             openai_api_key=settings.RAG_OPENAI_API_KEY,

@@ -16,7 +16,11 @@ class EmbedderConfig:
     dimensions: int = 384
     batch_size: int = 16
     torch_threads: int = 0
-    """Threads torch may use per process; 0 keeps torch's default."""
+    """Threads the model may use per process (torch or onnxruntime); 0 keeps the default."""
+    local_runtime: str = "onnx"
+    """``onnx`` (exported once, run by onnxruntime) or ``torch`` (sentence-transformers)."""
+    onnx_cache_dir: str = ""
+    """Where the exported ONNX model is kept; empty means beside the model."""
     openai_base_url: str = ""
     """Base URL of an OpenAI-compatible API, up to and including ``/v1``."""
     openai_model: str = "text-embedding-3-small"

@@ -146,7 +146,16 @@ class HashEmbedder:
 def get_embedder(config: EmbedderConfig) -> Embedder:
     """The embedder for ``config``, built once per process (a model is loaded only once)."""
     if config.kind == "local":
-        return LocalEmbedder(config)
+        if config.local_runtime == "onnx":
+            from rag.embedding_onnx import OnnxEmbedder
+
+            return OnnxEmbedder(config)
+        if config.local_runtime == "torch":
+            return LocalEmbedder(config)
+        raise ValueError(
+            f"Unknown local runtime {config.local_runtime!r}: use 'onnx' or 'torch' "
+            "(RAG_LOCAL_RUNTIME)."
+        )
     if config.kind == "hash":
         return HashEmbedder(config)
     if config.kind == "openai":

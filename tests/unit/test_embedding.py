@@ -86,3 +86,33 @@ def test_real_local_model_embeds_what_is_ingested(rag_bridge, corpus):
         normalize_embeddings=True,
     )
     assert cosine(stored_vector, related.tolist()) > cosine(stored_vector, unrelated.tolist())
+
+
+def test_onnx_runtime_gives_the_reference_vectors_over_corpus_chunks(corpus, tmp_path):
+    """The default local runtime must agree with sentence-transformers on torch."""
+    import numpy as np
+
+    from rag.chunking import chunk_pages
+    from rag.embedding_onnx import OnnxEmbedder
+    from rag.parsing import PdfDocument
+
+    onnx = get_embedder(
+        EmbedderConfig(kind="local", local_runtime="onnx", onnx_cache_dir=str(tmp_path))
+    )
+    torch = get_embedder(EmbedderConfig(kind="local", local_runtime="torch"))
+    assert isinstance(onnx, OnnxEmbedder) and not isinstance(torch, OnnxEmbedder)
+    assert onnx.name == torch.name  # same vector space: no re-embedding when switching
+    texts = []
+    for name in ("paper-tracemonkey-pldi09-14pages.pdf", "cjk-chinese-report-22pages.pdf"):
+        with corpus[name].path.open("rb") as fh:
+            pages = PdfDocument(fh, max_pages=100).pages()
+            texts += [
+                c.text
+                for c in chunk_pages(pages, torch.tokenizer, chunk_tokens=200, overlap_tokens=32)
+            ][:40]
+    fast = np.array(asyncio.run(onnx.embed(texts)))
+    reference = np.array(asyncio.run(torch.embed(texts)))
+    similarity = (fast * reference).sum(axis=1)
+    assert similarity.mean() >= 0.99
+    assert similarity.min() >= 0.98
+    assert (tmp_path / onnx.onnx_path.name).exists()

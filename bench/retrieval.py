@@ -25,22 +25,10 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
+
+from bench.common import use_bench_database  # noqa: E402
+
 BENCH_DATABASE = "fca_bench"
-
-
-def _use_bench_database() -> None:
-    """Point Django at the benchmark's own database before settings are read."""
-    url = os.environ.get("DATABASE_URL")
-    if url:
-        base, _, _name = url.rpartition("/")
-        os.environ["DATABASE_URL"] = f"{base}/{BENCH_DATABASE}"
-    else:
-        from fca_site import embedded_db
-
-        os.environ["DATABASE_URL"] = embedded_db.ensure_running(database=BENCH_DATABASE)
-    os.environ.setdefault("DJANGO_SECRET_KEY", "bench-only-not-a-secret-" + "x" * 30)
-    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "fca_site.settings")
-    os.environ.setdefault("DJANGO_LOG_LEVEL", "WARNING")
 
 
 @dataclass(frozen=True)
@@ -148,7 +136,7 @@ def main() -> None:
     if args.embedder:
         os.environ["RAG_EMBEDDER"] = args.embedder
     os.environ.setdefault("FCA_CORPUS_DIR", str(args.corpus))
-    _use_bench_database()
+    use_bench_database(BENCH_DATABASE)
 
     import django
     from django.core.management import call_command

@@ -20,3 +20,12 @@ def bridge_round_trip() -> dict:
 def seed_round_trip() -> dict:
     """One database round-trip through the seed pattern."""
     return {"backend": seed_call(rag_config()), "done": time.time()}
+
+
+@shared_task(name="bench.seed_ingest")
+def seed_ingest(document_id: int) -> dict:
+    """Ingestion the way the seed pattern does it: the loop dance, a new engine per task, and
+    every chunk embedded and inserted on its own (no batching, no overlap)."""
+    from bench.seed_ingest import seed_ingest_document
+
+    return seed_ingest_document(document_id)

@@ -1,0 +1,77 @@
+"""The seed pattern's ingestion, kept only as the benchmark's baseline (bench/ingest.py)."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+import warnings
+
+from sqlalchemy import delete, insert, update
+
+from documents.ingestion import rag_config
+from documents.models import Document
+from rag import store
+from rag.chunking import chunk_pages
+from rag.config import EmbedderConfig
+from rag.embedding import get_embedder
+from rag.parsing import PdfDocument
+
+
+async def _ingest(document_id: int, path: str) -> int:
+    config = rag_config()
+    engine = store.create_engine(config.database_url, pool_size=1)  # a new engine per task
+    embedder = get_embedder(EmbedderConfig(kind="local", local_runtime="torch"))
+    try:
+        with open(path, "rb") as fh:
+            pdf = PdfDocument(fh, max_pages=config.max_pages)
+            chunks = list(
+                chunk_pages(
+                    pdf.pages(),
+                    embedder.tokenizer,
+                    chunk_tokens=config.chunk_tokens,
+                    overlap_tokens=config.chunk_overlap_tokens,
+                )
+            )
+        async with engine.begin() as conn:
+            await conn.execute(
+                delete(store.ChunkRow).where(store.ChunkRow.document_id == document_id)
+            )
+            for chunk in chunks:  # one embedding call and one INSERT per chunk
+                (vector,) = await embedder.embed([chunk.text])
+                await conn.execute(
+                    insert(store.ChunkRow).values(
+                        document_id=document_id,
+                        ordinal=chunk.ordinal,
+                        page_start=chunk.page_start,
+                        page_end=chunk.page_end,
+                        text=chunk.text,
+                        token_count=chunk.token_count,
+                        embedder=embedder.name,
+                        embedding=vector,
+                    )
+                )
+            await conn.execute(
+                update(store.DocumentRow)
+                .where(store.DocumentRow.id == document_id)
+                .values(page_count=pdf.page_count, chunk_count=len(chunks))
+            )
+        return len(chunks)
+    finally:
+        await engine.dispose()
+
+
+def seed_ingest_document(document_id: int) -> dict:
+    """Run one seed-style ingestion with the ``get_event_loop`` dance."""
+    document = Document.objects.get(pk=document_id)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DeprecationWarning)
+        try:
+            loop = asyncio.get_event_loop()
+        except RuntimeError:
+            loop = asyncio.new_event_loop()
+            asyncio.set_event_loop(loop)
+    if loop.is_closed():
+        loop = asyncio.new_event_loop()
+        asyncio.set_event_loop(loop)
+    chunks = loop.run_until_complete(_ingest(document_id, document.file.path))
+    return {"chunks": chunks, "done": time.time()}

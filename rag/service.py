@@ -55,6 +55,8 @@ class _Stopwatch:
 SEARCH_MODES = ("hybrid", "vector", "text")
 # Pages read ahead of the consumer: enough to keep the embedder fed, few enough to bound memory.
 PAGES_AHEAD = 8
+# Weight, in hybrid fusion, of full-text hits that contain every word of the query.
+EVERY_WORD_WEIGHT = 2.0
 
 
 class RAGService:
@@ -237,7 +239,8 @@ class RAGService:
         # Fusion needs more than k candidates from each side to rank well.
         depth = k if mode != "hybrid" else max(4 * k, 20)
         vector_hits: list[store.SearchHit] = []
-        text_hits: list[store.SearchHit] = []
+        every_word: list[store.SearchHit] = []
+        any_word: list[store.SearchHit] = []
         if mode in ("vector", "hybrid"):
             (embedding,) = await self.embedder.embed([query])
             vector_hits = await store.search_vector(
@@ -248,14 +251,17 @@ class RAGService:
                 document_ids=document_ids,
             )
         if mode in ("text", "hybrid"):
-            text_hits = await store.search_text(
-                self.engine, query, k=depth, document_ids=document_ids
+            every_word, any_word = await store.search_text_tiers(
+                self.engine, query, k=depth, document_ids=document_ids, min_hits=k
             )
         if mode == "vector":
             return vector_hits
         if mode == "text":
-            return text_hits
-        return store.reciprocal_rank_fusion([vector_hits, text_hits], k=k)
+            return (every_word + any_word)[:k]
+        # A chunk holding every word of the query is strong evidence: it counts double.
+        return store.reciprocal_rank_fusion(
+            [vector_hits, every_word, any_word], k=k, weights=[1.0, EVERY_WORD_WEIGHT, 1.0]
+        )
 
 
 def engine_for(config: RAGConfig) -> AsyncEngine:

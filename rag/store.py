@@ -262,38 +262,88 @@ async def search_vector(
 
 
 async def search_text(
-    engine: AsyncEngine, query_text: str, *, k: int, document_ids: Sequence[int] | None = None
+    engine: AsyncEngine,
+    query_text: str,
+    *,
+    k: int,
+    document_ids: Sequence[int] | None = None,
+    min_hits: int | None = None,
 ) -> list[SearchHit]:
-    """Full-text search on the indexed tsvector, any term matching, ranked by ts_rank_cd."""
-    # plainto_tsquery ANDs the terms; OR them instead, so a chunk missing one word still
-    # matches and the ranking (more terms, closer together) does the ordering.
+    """Full-text search on the indexed tsvector, ranked by ts_rank_cd (see search_text_tiers)."""
+    every_word, any_word = await search_text_tiers(
+        engine, query_text, k=k, document_ids=document_ids, min_hits=min_hits
+    )
+    return (every_word + any_word)[:k]
+
+
+async def search_text_tiers(
+    engine: AsyncEngine,
+    query_text: str,
+    *,
+    k: int,
+    document_ids: Sequence[int] | None = None,
+    min_hits: int | None = None,
+) -> tuple[list[SearchHit], list[SearchHit]]:
+    """Chunks holding every word of the query, then (only when there are fewer than
+    ``min_hits``, default ``k``, of those) other chunks holding any of the words.
+
+    Matching every word is selective and so fast on a large index, and precise; matching any
+    word alone would rank a large part of the index for common words.
+    """
+    async with engine.connect() as conn:
+        every_word = await _text_hits(
+            conn, query_text, k=k, any_word=False, document_ids=document_ids
+        )
+        any_word: list[SearchHit] = []
+        if len(every_word) < (k if min_hits is None else min_hits):
+            seen = {hit.chunk_id for hit in every_word}
+            more = await _text_hits(conn, query_text, k=k, any_word=True, document_ids=document_ids)
+            any_word = [hit for hit in more if hit.chunk_id not in seen][: k - len(every_word)]
+    return every_word, any_word
+
+
+async def _text_hits(
+    conn: AsyncConnection,
+    query_text: str,
+    *,
+    k: int,
+    any_word: bool,
+    document_ids: Sequence[int] | None,
+) -> list[SearchHit]:
+    # plainto_tsquery ANDs the words; replacing '&' by '|' ORs them.
+    tsquery = "plainto_tsquery(CAST(:config AS regconfig), :q)"
+    if any_word:
+        tsquery = f"replace({tsquery}::text, '&', '|')::tsquery"
     statement = text(
         "SELECT c.id, c.document_id, d.title, c.page_start, c.page_end, c.text, "
         "ts_rank_cd(c.search_vector, q.query) AS score "
         "FROM documents_chunk c JOIN documents_document d ON d.id = c.document_id, "
-        "(SELECT replace(plainto_tsquery(CAST(:config AS regconfig), :q)::text, '&', '|')"
-        "::tsquery AS query) q "
+        f"(SELECT {tsquery} AS query) q "
         "WHERE q.query::text <> '' AND c.search_vector @@ q.query "
         + ("AND c.document_id = ANY(:ids) " if document_ids else "")
         + "ORDER BY score DESC, c.id LIMIT :k"
     )
-    params = {"config": TEXT_SEARCH_CONFIG, "q": query_text, "k": k}
+    params: dict[str, object] = {"config": TEXT_SEARCH_CONFIG, "q": query_text, "k": k}
     if document_ids:
         params["ids"] = list(document_ids)
-    async with engine.connect() as conn:
-        rows = (await conn.execute(statement, params)).all()
+    rows = (await conn.execute(statement, params)).all()
     return [_hit(row, row.score) for row in rows]
 
 
 def reciprocal_rank_fusion(
-    rankings: Sequence[Sequence[SearchHit]], *, k: int, rrf_k: int = RRF_K
+    rankings: Sequence[Sequence[SearchHit]],
+    *,
+    k: int,
+    weights: Sequence[float] | None = None,
+    rrf_k: int = RRF_K,
 ) -> list[SearchHit]:
-    """Fuse ranked lists: each hit scores the sum of 1 / (rrf_k + rank) over the lists."""
+    """Fuse ranked lists: each hit scores the sum of weight / (rrf_k + rank) over the lists."""
+    weights = weights or [1.0] * len(rankings)
     scores: dict[int, float] = {}
     hits: dict[int, SearchHit] = {}
-    for ranking in rankings:
+    for ranking, weight in zip(rankings, weights, strict=True):
         for rank, hit in enumerate(ranking, start=1):
-            scores[hit.chunk_id] = scores.get(hit.chunk_id, 0.0) + 1.0 / (rrf_k + rank)
+            scores[hit.chunk_id] = scores.get(hit.chunk_id, 0.0) + weight / (rrf_k + rank)
             hits.setdefault(hit.chunk_id, hit)
     ordered = sorted(scores, key=lambda chunk_id: (-scores[chunk_id], chunk_id))[:k]
     return [

@@ -112,3 +112,19 @@ def test_highlight_escapes_html_and_marks_word_starts():
     assert "<mark>Ingestion</mark>" in snippet
     assert "<mark>PDFs</mark>" in snippet
     assert "&lt;b&gt;" in snippet and "&amp;" in snippet
+
+
+def test_fusion_weights_make_a_list_count_more():
+    def hit(chunk_id):
+        return SearchHit(chunk_id, 1, "t", 1, 1, 0.0, "x")
+
+    fused = reciprocal_rank_fusion([[hit(1)], [hit(2)]], k=2, weights=[1.0, 2.0])
+    assert [h.chunk_id for h in fused] == [2, 1]
+    assert fused[0].score == pytest.approx(2 / 61)
+
+
+def test_full_text_puts_chunks_with_every_word_first(rag_bridge, indexed):
+    # "income" alone is in one text, "tax april" in the same; "oceans" elsewhere.
+    hits = search(rag_bridge, "income tax april", k=3, mode="text")
+    assert hits[0].document_id == indexed["tax"]
+    assert len(hits) == 1  # only one chunk holds any of these words

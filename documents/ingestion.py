@@ -23,6 +23,7 @@ from rag.errors import (
     DocumentMissingError,
     IngestError,
     PermanentIngestError,
+    StoredFileMissingError,
     TransientIngestError,
 )
 from rag.parsing import HEADER_SEARCH_BYTES as PDF_HEADER_BYTES
@@ -116,8 +117,9 @@ def ingest_document(document: Document) -> dict[str, Any]:
     try:
         stream = document.file.open("rb")
     except FileNotFoundError as exc:
-        raise PermanentIngestError(
-            f"The stored file {document.file.name!r} is missing from storage."
+        raise StoredFileMissingError(
+            f"The stored file {document.file.name!r} is missing from storage: check that this "
+            "worker sees the same storage as the web process (DJANGO_MEDIA_ROOT)."
         ) from exc
     with stream:
         return bridge.run(_ingest(config, document.pk, stream))

@@ -59,6 +59,12 @@ class DocumentMissingError(PermanentIngestError):
     code = "missing"
 
 
+class StoredFileMissingError(PermanentIngestError):
+    """The document's file is not in storage (a worker that cannot see the shared storage)."""
+
+    code = "missing_file"
+
+
 class EmbedderMismatchError(PermanentIngestError):
     """The embedder's vectors do not fit the database column."""
 

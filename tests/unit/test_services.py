@@ -151,3 +151,15 @@ def test_the_admin_stuck_filter_lists_only_stuck_documents(staff_client):
     html = staff_client.get(reverse("admin:documents_document_changelist") + "?stuck=yes")
     content = html.content.decode()
     assert "stuck one" in content and "fresh one" not in content
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_file_missing_from_storage_fails_the_document_with_its_own_code(settings):
+    from documents.ingestion import PermanentIngestError
+
+    document = create().document
+    document.file.storage.delete(document.file.name)
+    with pytest.raises(PermanentIngestError, match="missing from storage"):
+        services.document_ingest(document_id=document.pk, task_id=None)
+    document.refresh_from_db()
+    assert (document.status, document.error_code) == (Document.Status.FAILED, "missing_file")

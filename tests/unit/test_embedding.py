@@ -116,3 +116,13 @@ def test_onnx_runtime_gives_the_reference_vectors_over_corpus_chunks(corpus, tmp
     assert similarity.mean() >= 0.99
     assert similarity.min() >= 0.98
     assert (tmp_path / onnx.onnx_path.name).exists()
+
+
+def test_the_local_model_is_built_once_per_process(tmp_path):
+    config = EmbedderConfig(kind="local", local_runtime="onnx", onnx_cache_dir=str(tmp_path))
+    embedder = get_embedder(config)
+    assert get_embedder(config) is embedder
+    asyncio.run(embedder.embed(["first call loads the model"]))
+    session = embedder._session
+    asyncio.run(embedder.embed(["second call reuses it"]))
+    assert embedder._session is session is not None

@@ -22,9 +22,11 @@ TRANSIENT_ERRORS = (TransientIngestError, OperationalError, InterfaceError)
 
 
 def retry_delay(retries: int) -> float:
-    """Exponential backoff with full jitter: uniform in [0, min(cap, base * 2**retries)]."""
-    ceiling = min(settings.RAG_RETRY_MAX_SECONDS, settings.RAG_RETRY_BASE_SECONDS * 2**retries)
-    return random.uniform(0, ceiling)
+    """Exponential backoff with "equal" jitter: uniform in [step / 2, step], where step is
+    min(cap, base * 2**retries). Never near zero: a retry sent straight back into the same
+    outage fails before the task even starts (Celery records its STARTED state first)."""
+    step = min(settings.RAG_RETRY_MAX_SECONDS, settings.RAG_RETRY_BASE_SECONDS * 2**retries)
+    return random.uniform(step / 2, step)
 
 
 @shared_task(

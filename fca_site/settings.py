@@ -221,7 +221,7 @@ RAG_DB_POOL_SIZE = int(os.environ.get("RAG_DB_POOL_SIZE", "2"))
 RAG_HNSW_EF_SEARCH = int(os.environ.get("RAG_HNSW_EF_SEARCH", "80"))
 RAG_MAX_UPLOAD_BYTES = int(os.environ.get("RAG_MAX_UPLOAD_BYTES", str(100 * 1024 * 1024)))
 RAG_MAX_PAGES = int(os.environ.get("RAG_MAX_PAGES", "5000"))
-# Transient failures (database, network) retry with exponential backoff and full jitter.
+# Transient failures (database, network) retry with exponential backoff and jitter.
 RAG_TASK_MAX_RETRIES = int(os.environ.get("RAG_TASK_MAX_RETRIES", "5"))
 RAG_RETRY_BASE_SECONDS = float(os.environ.get("RAG_RETRY_BASE_SECONDS", "5"))
 RAG_RETRY_MAX_SECONDS = float(os.environ.get("RAG_RETRY_MAX_SECONDS", "300"))

@@ -121,7 +121,8 @@ def test_a_database_restart_during_ingestion_is_retried_and_nothing_is_duplicate
     tmp_path, corpus, wait_for_documents
 ):
     path = corpus[BOOK].path
-    retry_fast = {"RAG_RETRY_BASE_SECONDS": "1", "RAG_RETRY_MAX_SECONDS": "2"}
+    # The first retry comes 2 to 4 s later: the database is back by then.
+    retry_fast = {"RAG_RETRY_BASE_SECONDS": "4", "RAG_RETRY_MAX_SECONDS": "8"}
     with private_worker(tmp_path, concurrency=1, extra_env=retry_fast) as worker:
         document_id = add_document(path)
         wait_for_status(document_id, Document.Status.PROCESSING)

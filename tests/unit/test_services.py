@@ -163,3 +163,12 @@ def test_a_file_missing_from_storage_fails_the_document_with_its_own_code(settin
         services.document_ingest(document_id=document.pk, task_id=None)
     document.refresh_from_db()
     assert (document.status, document.error_code) == (Document.Status.FAILED, "missing_file")
+
+
+def test_retry_delays_grow_exponentially_and_never_come_straight_back(settings):
+    from documents.tasks import retry_delay
+
+    settings.RAG_RETRY_BASE_SECONDS, settings.RAG_RETRY_MAX_SECONDS = 5, 300
+    for retries, step in [(0, 5), (1, 10), (3, 40), (10, 300)]:
+        delays = [retry_delay(retries) for _ in range(200)]
+        assert step / 2 <= min(delays) and max(delays) <= step

@@ -146,7 +146,7 @@ def run_worker(
     from documents import services
     from documents.models import Chunk, Document
     from fca_site.celery import app
-    from tests.workers import start_worker, stop_worker
+    from tests.workers import route_all_tasks, start_worker, stop_worker
 
     Chunk.objects.all().delete()
     Document.objects.all().delete()
@@ -157,9 +157,7 @@ def run_worker(
     queue = f"fca-bench-{uuid.uuid4().hex[:8]}"
     broker = settings.CELERY_BROKER_URL
     app.conf.broker_url = broker
-    app.conf.task_routes = {"*": {"queue": queue}}
-    app.amqp.flush_routes()
-    app.amqp.__dict__.pop("router", None)
+    route_all_tasks(app, {"*": {"queue": queue}})
     extra = {
         "CELERY_EXTRA_IMPORTS": "bench.worker_tasks",
         "DJANGO_LOG_LEVEL": "WARNING",

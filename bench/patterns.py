@@ -41,8 +41,8 @@ def bridge_call(config: RAGConfig) -> int:
     return bridge.run(_round_trip_bridge(config))
 
 
-def seed_call(config: RAGConfig) -> int:
-    """The loop dance, and a new engine per call."""
+def seed_loop() -> asyncio.AbstractEventLoop:
+    """The seed pattern's loop dance: the thread's loop, or a new one if none or closed."""
     with warnings.catch_warnings():
         # The pattern's own deprecation (no current event loop) is part of what it is.
         warnings.simplefilter("ignore", DeprecationWarning)
@@ -54,7 +54,12 @@ def seed_call(config: RAGConfig) -> int:
     if loop.is_closed():
         loop = asyncio.new_event_loop()
         asyncio.set_event_loop(loop)
-    return loop.run_until_complete(_round_trip_own_engine(config))
+    return loop
+
+
+def seed_call(config: RAGConfig) -> int:
+    """The loop dance, and a new engine per call."""
+    return seed_loop().run_until_complete(_round_trip_own_engine(config))
 
 
 def asyncio_run_call(config: RAGConfig) -> int:

@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-import asyncio
 import time
-import warnings
 
 from sqlalchemy import delete, insert, update
 
+from bench.patterns import seed_loop
 from documents.ingestion import rag_config
 from documents.models import Document
 from rag import store
@@ -63,15 +62,6 @@ async def _ingest(document_id: int, path: str) -> int:
 def seed_ingest_document(document_id: int) -> dict:
     """Run one seed-style ingestion with the ``get_event_loop`` dance."""
     document = Document.objects.get(pk=document_id)
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", DeprecationWarning)
-        try:
-            loop = asyncio.get_event_loop()
-        except RuntimeError:
-            loop = asyncio.new_event_loop()
-            asyncio.set_event_loop(loop)
-    if loop.is_closed():
-        loop = asyncio.new_event_loop()
-        asyncio.set_event_loop(loop)
+    loop = seed_loop()
     chunks = loop.run_until_complete(_ingest(document_id, document.file.path))
     return {"chunks": chunks, "done": time.time()}

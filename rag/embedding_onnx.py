@@ -9,7 +9,6 @@ and documents need no re-embedding when the runtime changes: the embedder keeps 
 
 from __future__ import annotations
 
-import asyncio
 import fcntl
 import logging
 import os
@@ -138,6 +137,3 @@ class OnnxEmbedder(LocalEmbedder):
             pooled /= np.clip(np.linalg.norm(pooled, axis=1, keepdims=True), 1e-12, None)
             vectors.extend(pooled.tolist())
         return vectors
-
-    async def embed(self, texts: Sequence[str]) -> list[list[float]]:
-        return await asyncio.to_thread(self._encode, texts)

@@ -129,3 +129,11 @@ def stop_worker(worker: Worker) -> None:
         os.killpg(worker.process.pid, signal.SIGKILL)
     except ProcessLookupError:
         pass
+
+
+def route_all_tasks(app, routes: dict) -> None:
+    """Set the Celery app's task routes now (the router is built once, from the routes of that
+    moment, so it is rebuilt here)."""
+    app.conf.task_routes = routes
+    app.amqp.flush_routes()
+    app.amqp.__dict__.pop("router", None)

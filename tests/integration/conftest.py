@@ -31,19 +31,12 @@ def private_worker(log_dir: Path, **options) -> Iterator[Worker]:
     queue = f"{TEST_QUEUE}-{uuid.uuid4().hex[:6]}"
     worker = workers.start_worker(log_dir, broker_url=TEST_BROKER_URL, queue=queue, **options)
     saved = app.conf.task_routes
-    _set_routes(app, {"*": {"queue": queue}})
+    workers.route_all_tasks(app, {"*": {"queue": queue}})
     try:
         yield worker
     finally:
-        _set_routes(app, saved)
+        workers.route_all_tasks(app, saved)
         stop_worker(worker)
-
-
-def _set_routes(app, routes) -> None:
-    app.conf.task_routes = routes
-    app.amqp.flush_routes()
-    # The router is built once (a cached property) from the routes of that moment.
-    app.amqp.__dict__.pop("router", None)
 
 
 @pytest.fixture(scope="session")

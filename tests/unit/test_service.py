@@ -227,3 +227,18 @@ def test_progress_is_published_outside_the_transaction_as_pages_are_embedded(
 def test_a_pool_too_small_for_progress_is_refused():
     with pytest.raises(ValueError, match="at least 2 connections"):
         dataclasses.replace(rag_config(), pool_size=1)
+
+
+def test_pages_read_in_a_child_process_give_the_same_chunks(rag_bridge, corpus, monkeypatch):
+    import rag.service
+
+    data = corpus["text-openoffice-55pages.pdf"].path.read_bytes()
+    states = {}
+    for threshold in (10**6, 1):  # in a thread, then in a child process
+        monkeypatch.setattr(rag.service, "READ_IN_PROCESS_MIN_PAGES", threshold)
+        document = make_document(sha=str(threshold).rjust(64, "0"))
+        result = ingest(rag_bridge, document.pk, data)
+        states[threshold] = ([c[1:] for c in chunk_state(document)], result.pages)
+        assert result.seconds["parse"] > 0
+    assert states[1] == states[10**6]
+    assert states[1][1] == 55 and len(states[1][0]) > 55

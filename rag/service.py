@@ -276,7 +276,7 @@ class RAGService:
         watch: _Stopwatch,
     ) -> None:
         started = time.perf_counter()
-        await store.insert_chunks(
+        await store.copy_chunks(
             conn, document_id=document_id, chunks=rows, embedder=self.embedder.name
         )
         watch.add("write", started)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 import io
 
@@ -242,3 +243,30 @@ def test_pages_read_in_a_child_process_give_the_same_chunks(rag_bridge, corpus, 
         assert result.seconds["parse"] > 0
     assert states[1] == states[10**6]
     assert states[1][1] == 55 and len(states[1][0]) > 55
+
+
+def test_copied_vectors_read_back_as_the_embedder_made_them(rag_bridge, corpus):
+    import numpy as np
+
+    from rag.embedding import get_embedder
+
+    document = make_document()
+    ingest(rag_bridge, document.pk, corpus["text-pdflatex-4pages.pdf"].path.read_bytes())
+    embedder = get_embedder(rag_config().embedder)
+
+    async def stored():
+        async with service_for(rag_config()).engine.connect() as conn:
+            rows = await conn.execute(
+                text(
+                    "SELECT text, embedding::text, vector_dims(embedding) FROM documents_chunk "
+                    "WHERE document_id = :d ORDER BY ordinal"
+                ),
+                {"d": document.pk},
+            )
+            return rows.all()
+
+    rows = rag_bridge.run(stored())
+    assert rows and all(dims == embedder.dimensions for _, _, dims in rows)
+    expected = np.array(asyncio.run(embedder.embed([row[0] for row in rows])), dtype=np.float32)
+    written = np.array([[float(x) for x in vector.strip("[]").split(",")] for _, vector, _ in rows])
+    assert np.allclose(written, expected, atol=1e-6)

@@ -5,7 +5,10 @@ embedder, written straight into a database of the benchmark's own (fca_bench_sea
 index is rebuilt after loading, as a bulk load would. Queries are other sentences.
 
 Usage:  .venv/bin/python bench/search.py [--chunks 100000] [--queries 200]
-Prints p50/p95 per mode and the recall, then one line:
+            [--ef-search 40,80,200] [--index-options "m = 16, ef_construction = 128"]
+The index is the project's own (its definition is read from the database, as the migrations
+made it); --index-options rebuilds it with other options, to explore.
+Prints p50/p95 per mode and the recall (also at each --ef-search value), then one line:
     p95_ms_vector=... p95_ms_text=... p95_ms_hybrid=... hnsw_recall10=...
 """
 
@@ -42,7 +45,49 @@ def corpus_sentences() -> list[str]:
     return sentences
 
 
-def load(chunks: int, sentences: list[str], rng: random.Random) -> None:
+INDEX = "chunk_embedding_hnsw"
+
+
+def project_index() -> str:
+    """The HNSW index as the project defines it (the model's Meta, which the migrations follow)."""
+    from django.db import connection
+
+    from documents.models import Chunk
+
+    index = next(index for index in Chunk._meta.indexes if index.name == INDEX)
+    with connection.schema_editor() as editor:
+        return str(index.create_sql(Chunk, editor))
+
+
+def built_index() -> str | None:
+    """The definition the index was last built from by this benchmark (kept as its comment)."""
+    from django.db import connection
+
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT obj_description(to_regclass(%s), 'pg_class')", [INDEX])
+        return cursor.fetchone()[0]
+
+
+def build_index(definition: str) -> None:
+    from django.db import connection
+
+    sys.stderr.write(f"building the HNSW index: {definition}\n")
+    started = time.perf_counter()
+    with connection.cursor() as cursor:
+        cursor.execute(f"DROP INDEX IF EXISTS {INDEX}")
+        cursor.execute("SET maintenance_work_mem = '1GB'")
+        cursor.execute(definition)
+        cursor.execute(f"COMMENT ON INDEX {INDEX} IS %s", [definition])
+        cursor.execute("ANALYZE documents_chunk")
+    sys.stderr.write(f"built in {time.perf_counter() - started:.0f}s\n")
+
+
+def with_options(definition: str, options: str) -> str:
+    """``definition`` with its ``WITH (...)`` storage options replaced."""
+    return re.sub(r"WITH \(.*\)", f"WITH ({options})", definition)
+
+
+def load(chunks: int, sentences: list[str], rng: random.Random, definition: str) -> None:
     """Fill the database with ``chunks`` chunks over DOCUMENTS documents (once)."""
     from django.db import connection
 
@@ -57,7 +102,8 @@ def load(chunks: int, sentences: list[str], rng: random.Random) -> None:
     embedder = HashEmbedder(EmbedderConfig(kind="hash"))
     per_document = chunks // DOCUMENTS
     with connection.cursor() as cursor:
-        cursor.execute("DROP INDEX IF EXISTS chunk_embedding_hnsw")
+        # Built once after loading, as a bulk load would: much faster than row by row.
+        cursor.execute(f"DROP INDEX IF EXISTS {INDEX}")
     for number in range(DOCUMENTS):
         document = Document.objects.create(
             title=f"bench document {number}",
@@ -83,14 +129,8 @@ def load(chunks: int, sentences: list[str], rng: random.Random) -> None:
             )
         Chunk.objects.bulk_create(rows, batch_size=1000)
         sys.stderr.write(f"\rloaded {(number + 1) * per_document} chunks")
-    sys.stderr.write("\nbuilding the HNSW index...\n")
-    with connection.cursor() as cursor:
-        cursor.execute("SET maintenance_work_mem = '512MB'")
-        cursor.execute(
-            "CREATE INDEX chunk_embedding_hnsw ON documents_chunk "
-            "USING hnsw (embedding vector_cosine_ops) WITH (m = 16, ef_construction = 64)"
-        )
-        cursor.execute("ANALYZE documents_chunk")
+    sys.stderr.write("\n")
+    build_index(definition)
 
 
 def exact_top10(vector: list[float]) -> list[int]:
@@ -109,6 +149,12 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--chunks", type=int, default=100_000, help="chunks in the index")
     parser.add_argument("--queries", type=int, default=200, help="queries per mode")
+    parser.add_argument(
+        "--ef-search", default="", help="also report recall at these ef_search values (40,200)"
+    )
+    parser.add_argument(
+        "--index-options", default="", help="rebuild the index WITH these options first"
+    )
     args = parser.parse_args()
     os.environ["RAG_EMBEDDER"] = "hash"
     use_bench_database(BENCH_DATABASE)
@@ -123,7 +169,12 @@ def main() -> None:
 
     rng = random.Random(11)
     sentences = corpus_sentences()
-    load(args.chunks, sentences, rng)
+    definition = project_index()
+    if args.index_options:
+        definition = with_options(definition, args.index_options)
+    load(args.chunks, sentences, rng, definition)
+    if built_index() != definition:
+        build_index(definition)
     queries = [rng.choice(sentences) for _ in range(args.queries)]
     embedder = HashEmbedder(EmbedderConfig(kind="hash"))
 
@@ -137,12 +188,21 @@ def main() -> None:
             times.append((time.perf_counter() - started) * 1000)
         latencies[mode] = times
 
-    overlap = []
-    for query in queries:
-        approximate = [hit["chunk_id"] for hit in ingestion.search(query, k=10, mode="vector")]
-        exact = exact_top10(embedder.embed_one(query))
-        overlap.append(len(set(approximate) & set(exact)) / 10)
-    recall = statistics.mean(overlap)
+    from django.conf import settings
+
+    exact = [exact_top10(embedder.embed_one(query)) for query in queries]
+    default_ef = settings.RAG_HNSW_EF_SEARCH
+    ef_values = [int(v) for v in args.ef_search.split(",") if v] + [default_ef]
+    recall_at: dict[int, float] = {}
+    for ef in sorted(set(ef_values)):
+        settings.RAG_HNSW_EF_SEARCH = ef
+        overlap = []
+        for query, best in zip(queries, exact, strict=True):
+            found = [hit["chunk_id"] for hit in ingestion.search(query, k=10, mode="vector")]
+            overlap.append(len(set(found) & set(best)) / 10)
+        recall_at[ef] = statistics.mean(overlap)
+    settings.RAG_HNSW_EF_SEARCH = default_ef
+    recall = recall_at[default_ef]
 
     out = sys.stdout
     out.write(f"\n{args.chunks} chunks, {args.queries} queries, top 10\n")
@@ -151,7 +211,10 @@ def main() -> None:
     for mode, times in latencies.items():
         p95[mode] = statistics.quantiles(times, n=100)[94]
         out.write(f"{mode:<8}{statistics.median(times):>9.1f}{p95[mode]:>9.1f}\n")
-    out.write(f"HNSW recall@10 against exact search (ef_search default): {recall:.3f}\n")
+    out.write(f"index: {definition}\n")
+    for ef, value in recall_at.items():
+        label = " (default, RAG_HNSW_EF_SEARCH)" if ef == default_ef else ""
+        out.write(f"HNSW recall@10 against exact search at ef_search {ef}{label}: {value:.3f}\n")
     out.write(
         f"\np95_ms_vector={p95['vector']:.1f} p95_ms_text={p95['text']:.1f}"
         f" p95_ms_hybrid={p95['hybrid']:.1f} hnsw_recall10={recall:.3f}\n"

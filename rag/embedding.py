@@ -12,6 +12,7 @@ hashing embedder: no model, no torch, and lexically similar texts still get simi
 from __future__ import annotations
 
 import asyncio
+import ctypes
 import hashlib
 import json
 import logging
@@ -81,6 +82,27 @@ def resolve_local_runtime(runtime: str) -> str:
     if runtime == "auto":
         return "torch-bf16" if cpu_computes_bfloat16() else "onnx"
     return runtime
+
+
+def _load_malloc_trim() -> Any:
+    try:
+        return ctypes.CDLL("libc.so.6").malloc_trim
+    except (OSError, AttributeError):  # not glibc: its allocator behaves differently anyway
+        return None
+
+
+_malloc_trim = _load_malloc_trim()
+
+
+def release_free_memory() -> None:
+    """Hand memory freed by the last batch back to the system (glibc keeps it otherwise).
+
+    A batch's activations take tens of MB per thread and are freed right after; glibc keeps
+    that memory in per-thread arenas, so a worker's resident size would settle about 100 MB
+    higher than it needs (measured: peak 289 -> 194 MB above idle over a 352-page book).
+    """
+    if _malloc_trim is not None:
+        _malloc_trim(0)
 
 
 def available_cpus() -> int:
@@ -193,10 +215,13 @@ class LocalEmbedder:
         # The model computes on the CPU for a while; threads keep the event loop free to
         # write the previous batch to the database meanwhile.
         slices = split_evenly(texts, self.lanes)
-        if len(slices) <= 1:
-            return await asyncio.to_thread(self._encode, texts)
-        results = await asyncio.gather(*(asyncio.to_thread(self._encode, s) for s in slices))
-        return [vector for result in results for vector in result]
+        try:
+            if len(slices) <= 1:
+                return await asyncio.to_thread(self._encode, texts)
+            results = await asyncio.gather(*(asyncio.to_thread(self._encode, s) for s in slices))
+            return [vector for result in results for vector in result]
+        finally:
+            release_free_memory()
 
 
 def _model_dimensions(model_path: Path) -> int:

@@ -172,3 +172,14 @@ def test_lanes_return_vectors_in_input_order(reference_chunks):
     together = np.array(asyncio.run(lanes.embed(texts)))
     alone = np.array([asyncio.run(lanes.embed([text]))[0] for text in texts])
     assert ((together * alone).sum(axis=1) > 0.999).all()
+
+
+def test_freed_batch_memory_can_be_handed_back_on_glibc():
+    import platform
+
+    from rag import embedding
+
+    if platform.libc_ver()[0] != "glibc":
+        pytest.skip("malloc_trim is glibc's; other allocators are left as they are")
+    assert embedding._malloc_trim is not None
+    embedding.release_free_memory()

@@ -57,7 +57,12 @@ class Document(models.Model):
         help_text="Ingestion state; see the transitions in the model's docstring.",
     )
     page_count = models.IntegerField(
-        "pages", null=True, blank=True, help_text="Pages in the PDF, once it has been read."
+        "pages", null=True, blank=True, help_text="Pages in the PDF, once it has been opened."
+    )
+    pages_done = models.PositiveIntegerField(
+        "pages done",
+        default=0,
+        help_text="Pages embedded so far by the running (or last) ingestion: its progress.",
     )
     chunk_count = models.IntegerField(
         "chunks", default=0, help_text="Chunks in the current (searchable) set."

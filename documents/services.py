@@ -290,6 +290,7 @@ def document_ingest(*, document_id: int, task_id: str | None) -> dict[str, Any]:
             when=Q(),
             processing_started_at=timezone.now(),
             attempts=F("attempts") + 1,
+            pages_done=0,
         )
         try:
             result = ingestion.ingest_document(document)

@@ -47,7 +47,15 @@ class RAGConfig:
     """Target chunk size in the embedder's own tokens (capped at the model's input limit)."""
     chunk_overlap_tokens: int = 32
     pool_size: int = 2
-    """Connections per process (per event loop) in the async engine's pool."""
+    """Connections per process (per event loop) in the async engine's pool: at least 2, as an
+    ingestion holds one for its transaction and publishes its progress through another."""
     max_pages: int = 5000
     hnsw_ef_search: int = 80
     """Candidates the HNSW index examines per vector query (pgvector's default is 40)."""
+
+    def __post_init__(self) -> None:
+        if self.pool_size < 2:
+            raise ValueError(
+                f"pool_size={self.pool_size}: the RAG service needs at least 2 connections per "
+                "event loop (an ingestion's transaction, and its progress updates)."
+            )

@@ -55,8 +55,33 @@ class _Stopwatch:
 SEARCH_MODES = ("hybrid", "vector", "text")
 # Pages read ahead of the consumer: enough to keep the embedder fed, few enough to bound memory.
 PAGES_AHEAD = 8
+# Seconds between progress updates of one ingestion (each is a small UPDATE of its own).
+PROGRESS_EVERY_SECONDS = 1.0
 # Weight, in hybrid fusion, of full-text hits that contain every word of the query.
 EVERY_WORD_WEIGHT = 2.0
+
+
+class _Progress:
+    """Publishes pages done of total on the document row, at most once per interval."""
+
+    def __init__(self, engine: AsyncEngine, document_id: int, page_count: int) -> None:
+        self.engine = engine
+        self.document_id = document_id
+        self.page_count = page_count
+        self.published_at = float("-inf")
+
+    async def maybe_publish(self, pages_done: int) -> None:
+        if time.monotonic() - self.published_at >= PROGRESS_EVERY_SECONDS:
+            await self.publish(pages_done)
+
+    async def publish(self, pages_done: int) -> None:
+        self.published_at = time.monotonic()
+        await store.record_progress(
+            self.engine,
+            document_id=self.document_id,
+            pages_done=pages_done,
+            page_count=self.page_count,
+        )
 
 
 class RAGService:
@@ -90,9 +115,11 @@ class RAGService:
             # pypdf is synchronous and CPU-bound: parse in a thread, keep the loop responsive.
             pdf = await asyncio.to_thread(PdfDocument, stream, max_pages=self.config.max_pages)
             watch.add("parse", started)
+            progress = _Progress(self.engine, document_id, pdf.page_count)
+            await progress.publish(0)
             async with self.engine.begin() as conn:
                 await store.begin_replacement(conn, document_id=document_id)
-                chunk_count = await self._pipeline(conn, document_id, pdf, watch)
+                chunk_count = await self._pipeline(conn, document_id, pdf, watch, progress)
                 if not chunk_count:
                     raise pdf.no_text_error()
                 await store.finish_replacement(
@@ -129,7 +156,12 @@ class RAGService:
         return result
 
     async def _pipeline(
-        self, conn: AsyncConnection, document_id: int, pdf: PdfDocument, watch: _Stopwatch
+        self,
+        conn: AsyncConnection,
+        document_id: int,
+        pdf: PdfDocument,
+        watch: _Stopwatch,
+        progress: _Progress,
     ) -> int:
         """Parse (thread) -> chunk -> embed (thread) -> write (loop), overlapped; return chunks."""
         pages: asyncio.Queue[Page | None] = asyncio.Queue(maxsize=PAGES_AHEAD)
@@ -159,6 +191,8 @@ class RAGService:
             ]
             writing = asyncio.create_task(self._write(conn, document_id, rows, watch))
             written += len(rows)
+            # Pages before the one the batch ends on are fully embedded (pages count from 1).
+            await progress.maybe_publish(batch[-1].page_end - 1)
 
         try:
             while True:

@@ -59,6 +59,7 @@ class DocumentRow(Base):
     title: Mapped[str] = mapped_column(String(255))
     sha256: Mapped[str] = mapped_column(String(64), unique=True)
     page_count: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    pages_done: Mapped[int] = mapped_column(Integer)
     chunk_count: Mapped[int] = mapped_column(Integer)
     embedder: Mapped[str] = mapped_column(String(200))
     updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
@@ -98,6 +99,9 @@ def create_engine(database_url: str, *, pool_size: int) -> AsyncEngine:
         # A connection that died with a database restart is replaced instead of failing a task.
         pool_pre_ping=True,
         pool_recycle=1800,
+        # Hand out the most recently used connection: one statement at a time reuses one
+        # server process, and a connection opened for a burst can idle until it is recycled.
+        pool_use_lifo=True,
     )
 
 
@@ -181,6 +185,7 @@ async def finish_replacement(
         .where(DocumentRow.id == document_id)
         .values(
             page_count=page_count,
+            pages_done=page_count,
             chunk_count=chunk_count,
             embedder=embedder,
             updated_at=func.now(),
@@ -188,6 +193,22 @@ async def finish_replacement(
     )
     if result.rowcount == 0:
         raise DocumentMissingError(f"Document {document_id} was deleted during ingestion.")
+
+
+async def record_progress(
+    engine: AsyncEngine, *, document_id: int, pages_done: int, page_count: int
+) -> None:
+    """Publish how far an ingestion got, in a short transaction of its own.
+
+    It must not be part of the replacement transaction, whose changes nobody sees until the
+    end; so it takes a second connection from the pool (hence a pool of at least two).
+    """
+    async with engine.begin() as conn:
+        await conn.execute(
+            update(DocumentRow)
+            .where(DocumentRow.id == document_id)
+            .values(pages_done=pages_done, page_count=page_count)
+        )
 
 
 async def backend_pid(conn: AsyncConnection) -> int:

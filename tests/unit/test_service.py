@@ -75,13 +75,15 @@ def test_failed_reingest_keeps_the_previous_chunks_and_counts(rag_bridge, corpus
     document = make_document()
     ingest(rag_bridge, document.pk, corpus["text-pdflatex-4pages.pdf"].path.read_bytes())
     document.refresh_from_db()
-    before = (chunk_state(document), document.page_count, document.chunk_count)
+    before = (chunk_state(document), document.chunk_count, document.embedder)
 
     with pytest.raises(CorruptPdfError):
         ingest(rag_bridge, document.pk, corpus["broken-page-streams-16pages.pdf"].path.read_bytes())
 
     document.refresh_from_db()
-    assert (chunk_state(document), document.page_count, document.chunk_count) == before
+    assert (chunk_state(document), document.chunk_count, document.embedder) == before
+    # The page count describes the file as last opened (published with the progress).
+    assert document.page_count == 16
 
 
 def test_a_deleted_document_gets_no_chunks(rag_bridge, corpus):
@@ -182,3 +184,46 @@ def test_stage_timings_include_waiting(rag_bridge, corpus):
         rag_bridge, document.pk, corpus["text-openoffice-55pages.pdf"].path.read_bytes()
     )
     assert {"parse", "chunk", "embed", "write", "wait", "total"} <= set(result.seconds)
+
+
+def test_progress_is_published_outside_the_transaction_as_pages_are_embedded(
+    rag_bridge, corpus, monkeypatch
+):
+    import rag.service
+
+    monkeypatch.setattr(rag.service, "PROGRESS_EVERY_SECONDS", 0.0)
+    seen: list[tuple[int, int | None, int]] = []
+    publish = store.record_progress
+
+    async def observed(engine, *, document_id, pages_done, page_count):
+        await publish(engine, document_id=document_id, pages_done=pages_done, page_count=page_count)
+        # Read back on another connection: only committed values are visible there.
+        async with engine.connect() as conn:
+            row = await conn.execute(
+                text("SELECT pages_done, page_count FROM documents_document WHERE id = :id"),
+                {"id": document_id},
+            )
+            seen.append((pages_done, *row.one()))
+
+    monkeypatch.setattr(store, "record_progress", observed)
+    document = make_document()
+    document.pages_done = 99
+    document.save()
+    config = rag_config()
+    config = dataclasses.replace(
+        config, embedder=dataclasses.replace(config.embedder, batch_size=1)
+    )
+    ingest(rag_bridge, document.pk, corpus["text-pdflatex-4pages.pdf"].path.read_bytes(), config)
+
+    assert seen[0] == (0, 0, 4)  # published as soon as the PDF is opened
+    assert [published for published, _, _ in seen] == [done for done, _, _ in seen]
+    assert [done for done, _, _ in seen] == sorted(done for done, _, _ in seen)
+    assert {done for done, _, _ in seen} >= {0, 1, 2, 3}
+    assert all(total == 4 for _, _, total in seen)
+    document.refresh_from_db()
+    assert (document.pages_done, document.page_count) == (4, 4)
+
+
+def test_a_pool_too_small_for_progress_is_refused():
+    with pytest.raises(ValueError, match="at least 2 connections"):
+        dataclasses.replace(rag_config(), pool_size=1)

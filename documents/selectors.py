@@ -108,7 +108,9 @@ def documents_progress(document_ids: Sequence[int]) -> list[Document]:
     return list(Document.objects.filter(pk__in=list(document_ids)).order_by("pk"))
 
 
-def pages_ingested_per_hour(*, hours: int, now: datetime | None = None) -> list[tuple[datetime, int]]:
+def pages_ingested_per_hour(
+    *, hours: int, now: datetime | None = None
+) -> list[tuple[datetime, int]]:
     """Pages ingested per hour over the last ``hours`` hours, oldest hour first, every hour
     present (zero when idle).
 

@@ -1,0 +1,408 @@
+"""HTML the admin shows for documents and their task runs.
+
+One renderer serves the pages and the live updates: the progress endpoint sends these same
+snippets, so a status looks the same whether the page drew it or a poll replaced it.
+"""
+
+from __future__ import annotations
+
+import json
+from datetime import datetime, timedelta
+from typing import Any
+
+from django.urls import reverse
+from django.utils import timezone
+from django.utils.formats import localize
+from django.utils.html import format_html, format_html_join
+from django.utils.safestring import SafeString, mark_safe
+from django.utils.timesince import timesince
+from django_celery_results.models import TaskResult
+
+from documents import selectors
+from documents.models import Chunk, Document
+
+Status = Document.Status
+ACTIVE_STATUSES = frozenset({Status.QUEUED, Status.PROCESSING})
+# "cell": a table cell (list, upload outcomes, dashboard); "panel": the top of a document's page.
+VARIANTS = ("cell", "panel")
+CELL_MESSAGE_CHARS = 160
+TEXT_PREVIEW_CHARS = 300
+FINAL_TASK_STATES = frozenset({"SUCCESS", "FAILURE", "RETRY", "REVOKED"})
+
+
+# --- small labels ---------------------------------------------------------------------------
+
+
+def pages_label(page_start: int, page_end: int) -> str:
+    """ "p. 3" for one page, "pp. 3–4" for a span."""
+    if page_start == page_end:
+        return f"p. {page_start}"
+    return f"pp. {page_start}–{page_end}"
+
+
+def size_label(size_bytes: int) -> str:
+    """A file size for people: 512 B, 24.0 KB, 2.5 MB."""
+    size = float(size_bytes)
+    for unit in ("B", "KB", "MB"):
+        if size < 1024:
+            return f"{size:.0f} {unit}" if unit == "B" else f"{size:.1f} {unit}"
+        size /= 1024
+    return f"{size:.1f} GB"
+
+
+def when_label(moment: datetime | None) -> str:
+    """A date and time in the current time zone, or a dash."""
+    return localize(timezone.localtime(moment)) if moment else "–"
+
+
+def refreshable(key: str, content: Any) -> SafeString:
+    """Wrap ``content`` so the page's live script can replace it with a fresher rendering."""
+    return format_html('<span data-fca-refresh="{}">{}</span>', key, content)
+
+
+def shorten(text: str, limit: int) -> str:
+    """``text`` cut at a word boundary near ``limit`` characters, with an ellipsis."""
+    if len(text) <= limit:
+        return text
+    return text[:limit].rsplit(" ", 1)[0] + "…"
+
+
+# --- a document's status ----------------------------------------------------------------------
+
+
+def status_badge(document: Document) -> SafeString:
+    """The status as a coloured pill."""
+    return format_html(
+        '<span class="fca-status fca-status-{}">{}</span>',
+        document.status,
+        document.get_status_display(),
+    )
+
+
+def progress_of(document: Document) -> tuple[int, int | None]:
+    """Pages done and pages in all (None until the worker has opened the PDF)."""
+    total = document.page_count
+    done = document.pages_done
+    if document.status == Status.READY and total:
+        done = total
+    if total is not None:
+        done = min(done, total)
+    return done, total
+
+
+def progress_percent(document: Document) -> int | None:
+    """Progress in whole percent, None while the page count is unknown."""
+    done, total = progress_of(document)
+    if not total:
+        return None
+    return round(100 * done / total)
+
+
+def reingest_button(document: Document, label: str = "Reingest") -> SafeString:
+    """A submit button that sends its enclosing form (any POST form with a CSRF token) to the
+    document's reingest URL: one click, no script needed."""
+    url = reverse("admin:documents_document_reingest", args=[document.pk])
+    return format_html(
+        '<button type="submit" class="button fca-reingest" formaction="{}" formmethod="post" '
+        'formnovalidate data-fca-reingest="{}">{}</button>',
+        url,
+        document.pk,
+        label,
+    )
+
+
+def _progress_bar(document: Document) -> SafeString:
+    done, total = progress_of(document)
+    if total is None:
+        return mark_safe(
+            '<progress class="fca-progress" aria-label="progress"></progress>'
+            '<span class="fca-pages">opening the PDF…</span>'
+        )
+    return format_html(
+        '<progress class="fca-progress" max="{}" value="{}" aria-label="pages done"></progress>'
+        '<span class="fca-pages">{} / {} pages</span>',
+        max(total, 1),
+        done,
+        done,
+        total,
+    )
+
+
+def _stuck_note(document: Document) -> SafeString:
+    since = document.processing_started_at or document.updated_at
+    what = "processing" if document.status == Status.PROCESSING else "queued"
+    return format_html(
+        '<span class="fca-warn" title="Its message or worker was probably lost">'
+        "stuck: {} for {}</span>",
+        what,
+        timesince(since) if since else "a long time",
+    )
+
+
+def _cell_body(document: Document, *, can_reingest: bool, stuck: bool) -> SafeString:
+    parts: list[SafeString] = [status_badge(document)]
+    if document.status == Status.QUEUED:
+        parts.append(mark_safe('<span class="fca-note">waiting for a worker</span>'))
+    elif document.status == Status.PROCESSING:
+        parts.append(_progress_bar(document))
+    elif document.status == Status.FAILED:
+        parts.append(
+            format_html(
+                '<code class="fca-error-code">{}</code> <span class="fca-error-message" '
+                'title="{}">{}</span>',
+                document.error_code or "failed",
+                document.error_message,
+                shorten(document.error_message, CELL_MESSAGE_CHARS),
+            )
+        )
+    if stuck:
+        parts.append(_stuck_note(document))
+    if can_reingest and (stuck or document.status == Status.FAILED):
+        parts.append(reingest_button(document))
+    return format_html_join(" ", "{}", ((part,) for part in parts))
+
+
+def _panel_body(document: Document, *, can_reingest: bool, stuck: bool) -> SafeString:
+    lines: list[SafeString] = []
+    if document.status == Status.QUEUED:
+        lines.append(mark_safe("<p>Waiting for a worker to take it.</p>"))
+    elif document.status == Status.PROCESSING:
+        percent = progress_percent(document)
+        lines.append(
+            format_html(
+                '<p class="fca-panel-progress">{}{}</p>',
+                _progress_bar(document),
+                format_html(' <span class="fca-percent">{}%</span>', percent)
+                if percent is not None
+                else "",
+            )
+        )
+    elif document.status == Status.READY:
+        chunks_url = reverse("admin:documents_document_chunks", args=[document.pk])
+        lines.append(
+            format_html(
+                '<p>{} pages, <a href="{}">{} chunks</a>, searchable since {}.</p>',
+                document.page_count if document.page_count is not None else "?",
+                chunks_url,
+                document.chunk_count,
+                when_label(document.ingested_at),
+            )
+        )
+    elif document.status == Status.FAILED:
+        lines.append(
+            format_html(
+                '<div class="fca-error"><p><strong>Ingestion failed:</strong> '
+                '<code class="fca-error-code">{}</code></p><p class="fca-error-message">{}</p>'
+                "{}</div>",
+                document.error_code or "failed",
+                document.error_message or "No reason was recorded.",
+                format_html(
+                    "<p>The previous version ({} chunks) is still searchable.</p>",
+                    document.chunk_count,
+                )
+                if document.chunk_count
+                else "",
+            )
+        )
+    if stuck:
+        lines.append(format_html("<p>{}</p>", _stuck_note(document)))
+    if can_reingest and (stuck or document.status in (Status.READY, Status.FAILED)):
+        lines.append(format_html("<p>{}</p>", reingest_button(document)))
+    return format_html(
+        '<div class="fca-panel-head">{}</div>{}',
+        status_badge(document),
+        format_html_join("", "{}", ((line,) for line in lines)),
+    )
+
+
+def live_status(
+    document: Document,
+    *,
+    variant: str = "cell",
+    can_reingest: bool = False,
+    stuck_after: timedelta | None = None,
+) -> SafeString:
+    """A document's status, progress, error and reingest button, marked for live updates.
+
+    The page's script polls the progress endpoint while ``data-fca-status`` is queued or
+    processing and swaps the element for a fresh rendering when ``data-fca-version`` changes.
+    """
+    stuck = selectors.document_is_stuck(document, older_than=stuck_after or selectors.stuck_after())
+    body = (
+        _panel_body(document, can_reingest=can_reingest, stuck=stuck)
+        if variant == "panel"
+        else _cell_body(document, can_reingest=can_reingest, stuck=stuck)
+    )
+    done, total = progress_of(document)
+    version = f"{document.status}:{done}/{total}:{int(stuck)}:{document.chunk_count}"
+    return format_html(
+        '<div class="fca-live fca-live-{}" data-fca-doc="{}" data-fca-status="{}" '
+        'data-fca-variant="{}" data-fca-version="{}">{}</div>',
+        variant,
+        document.pk,
+        document.status,
+        variant,
+        version,
+        body,
+    )
+
+
+def progress_payload(
+    document: Document, *, can_reingest: bool, stuck_after: timedelta
+) -> dict[str, Any]:
+    """What the progress endpoint says of one document: the figures, and its status rendered
+    in every variant."""
+    done, total = progress_of(document)
+    return {
+        "id": document.pk,
+        "title": document.title,
+        "status": document.status,
+        "status_label": document.get_status_display(),
+        "active": document.status in ACTIVE_STATUSES,
+        "pages_done": done,
+        "page_count": total,
+        "percent": progress_percent(document),
+        "chunk_count": document.chunk_count,
+        "error_code": document.error_code,
+        "error_message": document.error_message,
+        "stuck": selectors.document_is_stuck(document, older_than=stuck_after),
+        "updated_at": document.updated_at.isoformat() if document.updated_at else None,
+        "html": {
+            variant: str(
+                live_status(
+                    document,
+                    variant=variant,
+                    can_reingest=can_reingest,
+                    stuck_after=stuck_after,
+                )
+            )
+            for variant in VARIANTS
+        },
+    }
+
+
+# --- task runs (django-celery-results) --------------------------------------------------------
+
+
+def task_state_badge(state: str) -> SafeString:
+    """A Celery state as a pill coloured like the document statuses."""
+    return format_html('<span class="fca-state fca-state-{}">{}</span>', state.lower(), state)
+
+
+def run_seconds(run: TaskResult) -> float | None:
+    """How long the run took (or has been running), None before it started."""
+    if not run.date_started:
+        return None
+    end = run.date_done if run.status in FINAL_TASK_STATES else timezone.now()
+    if end is None:
+        return None
+    return max(0.0, (end - run.date_started).total_seconds())
+
+
+def run_payload(run: TaskResult) -> Any:
+    """The run's stored result, decoded from JSON (the text itself when it is not JSON)."""
+    if not run.result:
+        return None
+    try:
+        return json.loads(run.result)
+    except ValueError:
+        return run.result
+
+
+def run_summary(run: TaskResult) -> str:
+    """One line for a run: what it produced, or the error it ended with."""
+    payload = run_payload(run)
+    if run.status in ("PENDING", "STARTED", "RECEIVED"):
+        return "running…"
+    if isinstance(payload, dict) and "exc_type" in payload:
+        message = " ".join(map(str, payload.get("exc_message") or []))
+        return f"{payload['exc_type']}: {message}"
+    if isinstance(payload, dict) and payload.get("status") == "success":
+        seconds = (payload.get("seconds") or {}).get("total")
+        took = f" in {seconds:.1f} s" if isinstance(seconds, int | float) else ""
+        return f"{payload.get('pages')} pages, {payload.get('chunks')} chunks{took}"
+    if isinstance(payload, dict) and payload.get("status") == "skipped":
+        return f"skipped: {payload.get('reason', 'no reason given')}"
+    if payload is None:
+        return "–"
+    return json.dumps(payload)[:200]
+
+
+def run_outcome(run: TaskResult) -> SafeString:
+    """The run's summary, with the structured result or the traceback one click away."""
+    payload = run_payload(run)
+    details: SafeString | str = ""
+    if run.traceback:
+        details = format_html(
+            '<details><summary>traceback</summary><pre class="fca-pre">{}</pre></details>',
+            run.traceback,
+        )
+    elif isinstance(payload, dict):
+        details = format_html(
+            '<details><summary>result</summary><pre class="fca-pre">{}</pre></details>',
+            json.dumps(payload, indent=2, sort_keys=True),
+        )
+    css = "fca-run-error" if run.status in ("FAILURE", "RETRY") else "fca-run-result"
+    return format_html('<span class="{}">{}</span>{}', css, run_summary(run), details)
+
+
+def task_runs_table(runs: list[TaskResult]) -> SafeString:
+    """A document's task runs, newest first: state, times, duration, worker and outcome."""
+    if not runs:
+        return mark_safe('<p class="fca-note">No task run stored yet.</p>')
+    rows = format_html_join(
+        "",
+        '<tr class="fca-run"><td><a href="{}">{}</a></td><td>{}</td><td>{}</td><td>{}</td>'
+        "<td>{}</td><td>{}</td></tr>",
+        (
+            (
+                reverse("admin:django_celery_results_taskresult_change", args=[run.pk]),
+                when_label(run.date_created),
+                task_state_badge(run.status),
+                when_label(run.date_started),
+                _seconds_label(run_seconds(run)),
+                run.worker or "–",
+                run_outcome(run),
+            )
+            for run in runs
+        ),
+    )
+    return format_html(
+        '<table class="fca-runs"><thead><tr><th>run (newest first)</th><th>state</th>'
+        "<th>started</th><th>duration</th><th>worker</th><th>result or error</th></tr></thead>"
+        "<tbody>{}</tbody></table>",
+        rows,
+    )
+
+
+def _seconds_label(seconds: float | None) -> str:
+    if seconds is None:
+        return "–"
+    if seconds < 60:
+        return f"{seconds:.1f} s"
+    return f"{int(seconds // 60)} min {seconds % 60:.0f} s"
+
+
+# --- chunks -----------------------------------------------------------------------------------
+
+
+def chunks_preview_table(chunks: list[Chunk]) -> SafeString:
+    """The first chunks of a document with their pages and token counts."""
+    rows = format_html_join(
+        "",
+        "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
+        (
+            (
+                chunk.ordinal,
+                pages_label(chunk.page_start, chunk.page_end),
+                chunk.token_count,
+                shorten(chunk.text, TEXT_PREVIEW_CHARS),
+            )
+            for chunk in chunks
+        ),
+    )
+    return format_html(
+        '<table class="fca-chunks"><thead><tr><th>#</th><th>pages</th><th>tokens</th>'
+        "<th>text</th></tr></thead><tbody>{}</tbody></table>",
+        rows,
+    )

@@ -83,7 +83,8 @@ def hourly_bar_chart(
                 _n(TOP + plot_height * (1 - fraction) + 4),
                 _axis_value(top * fraction),
             )
-            for fraction in (0, 0.5, 1)
+            # The middle line only when it falls on a whole number: pages come in units.
+            for fraction in ((0, 0.5, 1) if top % 2 == 0 else (0, 1))
         ),
     )
     empty = (

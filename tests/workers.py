@@ -31,6 +31,25 @@ def database_url_of(settings_dict: dict) -> str:
     return f"postgresql://{auth}{host}{port}/{name}"
 
 
+def project_env(*, broker_url: str, queue: str, extra_env: dict | None = None) -> dict[str, str]:
+    """The environment of a project subprocess (worker, web server) that shares this test run's
+    database, media folder, broker and queue, with the fast hash embedder."""
+    from django.conf import settings
+    from django.db import connection
+
+    return {
+        **os.environ,
+        "DATABASE_URL": database_url_of(connection.settings_dict),
+        "DJANGO_SECRET_KEY": settings.SECRET_KEY,
+        "DJANGO_MEDIA_ROOT": str(settings.MEDIA_ROOT),
+        "CELERY_BROKER_URL": broker_url,
+        "CELERY_QUEUE": queue,
+        "RAG_EMBEDDER": "hash",
+        "PYTHONUNBUFFERED": "1",
+        **(extra_env or {}),
+    }
+
+
 @dataclass
 class Worker:
     """A running worker subprocess and where its log goes."""
@@ -61,21 +80,8 @@ def start_worker(
 ) -> Worker:
     """Start a worker on ``queue`` against the database Django is connected to; wait until it
     answers a ping (or fail with its log)."""
-    from django.conf import settings
-    from django.db import connection
-
     nodename = f"test-{uuid.uuid4().hex[:8]}@{os.uname().nodename}"
-    env = {
-        **os.environ,
-        "DATABASE_URL": database_url_of(connection.settings_dict),
-        "DJANGO_SECRET_KEY": settings.SECRET_KEY,
-        "DJANGO_MEDIA_ROOT": str(settings.MEDIA_ROOT),
-        "CELERY_BROKER_URL": broker_url,
-        "CELERY_QUEUE": queue,
-        "RAG_EMBEDDER": "hash",
-        "PYTHONUNBUFFERED": "1",
-        **(extra_env or {}),
-    }
+    env = project_env(broker_url=broker_url, queue=queue, extra_env=extra_env)
     log_path = log_dir / f"worker-{nodename.split('@')[0]}.log"
     command = [
         sys.executable,

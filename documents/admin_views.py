@@ -115,6 +115,7 @@ def upload_view(model_admin: DocumentAdmin, request: HttpRequest) -> HttpRespons
         rows=rows,
         summary=_upload_summary(outcomes),
         max_upload_bytes=settings.RAG_MAX_UPLOAD_BYTES,
+        max_upload_files=settings.DATA_UPLOAD_MAX_NUMBER_FILES or 0,
     )
     return TemplateResponse(request, "admin/documents/document/upload.html", context)
 
@@ -159,31 +160,25 @@ def _outcome_rows(
     stuck_after = selectors.stuck_after()
     rows = []
     for outcome in outcomes:
-        document = documents.get(outcome.document_id) if outcome.document_id else None
-        rows.append(
-            {
-                "outcome": outcome,
-                "verdict_label": VERDICT_LABELS[outcome.verdict],
-                "size": presenters.size_label(outcome.size),
-                "document": document,
-                "url": reverse("admin:documents_document_change", args=[document.pk])
-                if document
-                else "",
-                "live": presenters.live_status(
-                    document, can_reingest=can_reingest, stuck_after=stuck_after
-                )
-                if document
-                else "",
-                "pages": presenters.refreshable(
-                    f"doc-{document.pk}-pages", document.page_count or "–"
-                )
-                if document
-                else "",
-                "chunks": presenters.refreshable(f"doc-{document.pk}-chunks", document.chunk_count)
-                if document
-                else "",
-            }
-        )
+        row: dict[str, Any] = {
+            "outcome": outcome,
+            "verdict_label": VERDICT_LABELS[outcome.verdict],
+            "size": presenters.size_label(outcome.size),
+            "document": documents.get(outcome.document_id or 0),
+        }
+        document = row["document"]
+        if document is not None:
+            row["url"] = reverse("admin:documents_document_change", args=[document.pk])
+            row["live"] = presenters.live_status(
+                document, can_reingest=can_reingest, stuck_after=stuck_after
+            )
+            row["pages"] = presenters.refreshable(
+                f"doc-{document.pk}-pages", document.page_count or "–"
+            )
+            row["chunks"] = presenters.refreshable(
+                f"doc-{document.pk}-chunks", document.chunk_count
+            )
+        rows.append(row)
     return rows
 
 

@@ -18,6 +18,7 @@
   const bar = document.getElementById("fca-upload-progress");
   const status = document.getElementById("fca-upload-status");
   const maxBytes = parseInt(form.dataset.maxBytes || "0", 10);
+  const maxFiles = parseInt(form.dataset.maxFiles || "0", 10);
   let chosen = [];
 
   document.documentElement.classList.add("fca-js");
@@ -87,10 +88,14 @@
       list.append(item);
     });
     const total = chosen.reduce(function (sum, file) { return sum + file.size; }, 0);
-    submit.disabled = chosen.length === 0;
+    const tooMany = maxFiles && chosen.length > maxFiles;
+    submit.disabled = chosen.length === 0 || tooMany;
     status.textContent = chosen.length
       ? chosen.length + " file" + (chosen.length === 1 ? "" : "s") + ", " + sizeLabel(total)
       : "";
+    if (tooMany) {
+      status.textContent += ": at most " + maxFiles + " files per upload, remove some";
+    }
   }
 
   function add(files) {

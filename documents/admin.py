@@ -319,6 +319,10 @@ class IngestTaskResultAdmin(TaskResultAdmin):
     its outcome in words."""
 
     list_display = (*TaskResultAdmin.list_display, "document_link")
+
+    class Media:
+        css = {"all": ("documents/admin.css",)}
+
     fieldsets = (
         (None, {"fields": ("document_link", "duration", "outcome")}),
         *TaskResultAdmin.fieldsets,

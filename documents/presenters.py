@@ -55,6 +55,13 @@ def when_label(moment: datetime | None) -> str:
     return localize(timezone.localtime(moment)) if moment else "–"
 
 
+def stamp_label(moment: datetime | None) -> str:
+    """A compact time to the second in the current time zone (runs seconds apart must differ)."""
+    if moment is None:
+        return "–"
+    return timezone.localtime(moment).strftime("%Y-%m-%d %H:%M:%S")
+
+
 def refreshable(key: str, content: Any) -> SafeString:
     """Wrap ``content`` so the page's live script can replace it with a fresher rendering."""
     return format_html('<span data-fca-refresh="{}">{}</span>', key, content)
@@ -353,13 +360,12 @@ def task_runs_table(runs: list[TaskResult]) -> SafeString:
     rows = format_html_join(
         "",
         '<tr class="fca-run"><td><a href="{}">{}</a></td><td>{}</td><td>{}</td><td>{}</td>'
-        "<td>{}</td><td>{}</td></tr>",
+        "<td>{}</td></tr>",
         (
             (
                 reverse("admin:django_celery_results_taskresult_change", args=[run.pk]),
-                when_label(run.date_created),
+                stamp_label(run.date_started or run.date_created),
                 task_state_badge(run.status),
-                when_label(run.date_started),
                 _seconds_label(run_seconds(run)),
                 run.worker or "–",
                 run_outcome(run),
@@ -368,8 +374,8 @@ def task_runs_table(runs: list[TaskResult]) -> SafeString:
         ),
     )
     return format_html(
-        '<table class="fca-runs"><thead><tr><th>run (newest first)</th><th>state</th>'
-        "<th>started</th><th>duration</th><th>worker</th><th>result or error</th></tr></thead>"
+        '<table class="fca-runs"><thead><tr><th>started (newest first)</th><th>state</th>'
+        "<th>duration</th><th>worker</th><th>result or error</th></tr></thead>"
         "<tbody>{}</tbody></table>",
         rows,
     )

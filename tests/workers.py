@@ -8,6 +8,8 @@ import subprocess
 import sys
 import time
 import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import quote
@@ -143,3 +145,21 @@ def route_all_tasks(app, routes: dict) -> None:
     app.conf.task_routes = routes
     app.amqp.flush_routes()
     app.amqp.__dict__.pop("router", None)
+
+
+@contextmanager
+def consuming_paused(worker: Worker, queue: str) -> Iterator[None]:
+    """Stop the worker taking messages from ``queue`` until the block ends (they wait in Redis),
+    so a test can see documents queued before they move on."""
+    from fca_site.celery import app
+
+    destination = [worker.nodename]
+    replies = app.control.cancel_consumer(queue, destination=destination, reply=True, timeout=5)
+    if not replies:
+        raise RuntimeError(f"worker {worker.nodename} did not stop consuming {queue}")
+    try:
+        yield
+    finally:
+        replies = app.control.add_consumer(queue, destination=destination, reply=True, timeout=5)
+        if not replies:
+            raise RuntimeError(f"worker {worker.nodename} did not resume consuming {queue}")

@@ -6,6 +6,7 @@ from __future__ import annotations
 import os
 import re
 from collections.abc import Callable, Iterator
+from functools import partial
 from pathlib import Path
 
 import pytest
@@ -154,6 +155,15 @@ def log_in(page) -> None:
     page.get_by_label("Password").fill(ADMIN_PASSWORD)
     page.get_by_role("button", name="Log in").click()
     expect(page.locator("#fca-dashboard")).to_be_visible()
+
+
+@pytest.fixture
+def worker_paused(celery_worker) -> Callable:
+    """``with worker_paused():`` the session's worker takes no message, so the page can be seen
+    with documents queued before they change under the test's eyes."""
+    from tests.workers import consuming_paused
+
+    return partial(consuming_paused, celery_worker, TEST_QUEUE)
 
 
 @pytest.fixture

@@ -72,7 +72,9 @@ def test_a_documents_chunks_page_by_page_and_its_task_result(logged_in, ingested
     expect(page).to_have_url(re.compile(rf"/document/{document.pk}/change/$"))
 
 
-def test_reingest_action_and_one_click_reingest_update_live(logged_in, ingested, screenshot):
+def test_reingest_action_and_one_click_reingest_update_live(
+    logged_in, ingested, worker_paused, screenshot
+):
     good, broken = ingested(FOUR_PAGES, BROKEN)
     assert (good.status, broken.status) == (Document.Status.READY, Document.Status.FAILED)
     first_task = good.last_task_id
@@ -81,13 +83,16 @@ def test_reingest_action_and_one_click_reingest_update_live(logged_in, ingested,
     # The list's action on the ready document: queued, then ready again, live.
     page.goto("/admin/documents/document/")
     row = page.locator("#result_list tr", has_text=good.title)
-    row.locator("input.action-select").check()
-    page.locator("select[name=action]").select_option("reingest")
-    page.get_by_role("button", name="Go").click()
-    expect(page.locator(".messagelist")).to_contain_text("Queued 1 document(s) for ingestion.")
-    watch_statuses(page)
-    row = page.locator("#result_list tr", has_text=good.title)
+    with worker_paused():
+        row.locator("input.action-select").check()
+        page.locator("select[name=action]").select_option("reingest")
+        page.get_by_role("button", name="Go").click()
+        expect(page.locator(".messagelist")).to_contain_text("Queued 1 document(s) for ingestion.")
+        expect(row.locator(".fca-status")).to_have_text("Queued")
+        watch_statuses(page)
     expect(row.locator(".fca-status")).to_have_text("Ready", timeout=INGEST_TIMEOUT_MS)
+    seen = seen_statuses(page)[str(good.pk)]
+    assert seen[0] == "queued" and seen[-1] == "ready", seen
     good.refresh_from_db()
     assert good.last_task_id != first_task and good.status == Document.Status.READY
     screenshot("action")
@@ -97,17 +102,18 @@ def test_reingest_action_and_one_click_reingest_update_live(logged_in, ingested,
     panel = page.locator("#fca-status-panel")
     expect(panel.locator(".fca-error-code")).to_have_text("corrupt")
     expect(panel.locator(".fca-error-message")).to_contain_text("cannot be read")
-    panel.get_by_role("button", name="Reingest").click()
-    expect(page.locator(".messagelist")).to_contain_text("is queued for ingestion")
-    watch_statuses(page)
+    with worker_paused():
+        panel.get_by_role("button", name="Reingest").click()
+        expect(page.locator(".messagelist")).to_contain_text("is queued for ingestion")
+        expect(panel.locator(".fca-status")).to_have_text("Queued")
+        watch_statuses(page)
     expect(panel.locator(".fca-status")).to_have_text("Failed", timeout=INGEST_TIMEOUT_MS)
     seen = seen_statuses(page)[str(broken.pk)]
-    assert seen[-1] == "failed"
+    assert seen[0] == "queued" and seen[-1] == "failed", seen
     # The new run appears in the task runs without a reload: two runs now, newest first.
-    expect(page.locator("table.fca-runs tr.fca-run")).to_have_count(2)
-    expect(page.locator("table.fca-runs tr.fca-run").first.locator(".fca-state")).to_have_text(
-        "FAILURE"
-    )
+    runs = page.locator("table.fca-runs tr.fca-run")
+    expect(runs).to_have_count(2)
+    expect(runs.first.locator(".fca-state")).to_have_text("FAILURE")
     screenshot("one-click")
 
 

@@ -156,3 +156,38 @@ def test_stale_filter_lists_documents_embedded_by_another_model(staff_client, se
         reverse("admin:documents_document_changelist") + "?stale=yes"
     ).content.decode()
     assert old.title in html and "current model" not in html
+
+
+def test_the_same_bytes_twice_in_one_upload_are_one_document(
+    staff_client, django_capture_on_commit_callbacks
+):
+    body = b"%PDF-1.7\nsame bytes"
+    files = [
+        SimpleUploadedFile("first.pdf", body, "application/pdf"),
+        SimpleUploadedFile("copy.pdf", body, "application/pdf"),
+    ]
+    with django_capture_on_commit_callbacks() as callbacks:
+        response = staff_client.post(
+            reverse("admin:documents_document_upload"), {"files": files}, follow=True
+        )
+    rows = outcome_rows(response)
+    assert "Queued" in rows["first.pdf"] and "Same file twice" in rows["copy.pdf"]
+    assert Document.objects.count() == 1 and len(callbacks) == 1
+
+
+def test_the_upload_outcome_survives_a_reload_and_stays_in_its_session(
+    staff_client, django_user_model, django_capture_on_commit_callbacks
+):
+    from django.test import Client
+
+    with django_capture_on_commit_callbacks():
+        response = staff_client.post(
+            reverse("admin:documents_document_upload"), {"files": [pdf("a.pdf")]}
+        )
+    outcome_url = response["Location"]
+    assert "a.pdf" in outcome_rows(staff_client.get(outcome_url))
+    other = Client()
+    other.force_login(
+        django_user_model.objects.create_superuser("other", "o@example.com", "pw-other-1")
+    )
+    assert outcome_rows(other.get(outcome_url)) == {}

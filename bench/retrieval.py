@@ -6,8 +6,13 @@ from the chunks themselves: a sentence of a chunk, lightly paraphrased by droppi
 words. A query is answered when a hit is the right document and overlaps the chunk's pages.
 
 Usage:  .venv/bin/python bench/retrieval.py [--queries 200] [--seed 7] [--embedder local]
+            [--runtime auto] [--compare-with torch]
 Prints recall@1 and recall@5 per mode and latency, then one line:
     recall5_vector=... recall5_text=... recall5_hybrid=... p95_ms=...
+With --compare-with R, the same queries are answered from an index built with the local runtime
+R (a run of its own, in a database of its own), and a last line gives the recall@5 drop of this
+run's runtime against R, in points:
+    recall5_drop_vector=... recall5_drop_hybrid=...
 """
 
 from __future__ import annotations
@@ -18,6 +23,7 @@ import os
 import random
 import re
 import statistics
+import subprocess
 import sys
 import time
 from dataclasses import dataclass
@@ -127,16 +133,28 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=7, help="random seed of the query sample")
     parser.add_argument("--embedder", default=None, help="RAG_EMBEDDER for this run")
     parser.add_argument(
+        "--runtime", default=None, help="RAG_LOCAL_RUNTIME for this run (auto, torch, ...)"
+    )
+    parser.add_argument(
+        "--compare-with",
+        default=None,
+        metavar="RUNTIME",
+        help="also run with this local runtime (e.g. torch, the reference) and print the drop",
+    )
+    parser.add_argument(
         "--corpus",
         type=Path,
         default=ROOT.parent / "shared" / "corpus",
         help="folder of the PDF corpus (with MANIFEST.tsv)",
     )
     args = parser.parse_args()
+    args.environment = dict(os.environ)  # before this run points it at its own database
     if args.embedder:
         os.environ["RAG_EMBEDDER"] = args.embedder
+    if args.runtime:
+        os.environ["RAG_LOCAL_RUNTIME"] = args.runtime
     os.environ.setdefault("FCA_CORPUS_DIR", str(args.corpus))
-    use_bench_database(BENCH_DATABASE)
+    use_bench_database(database_for(os.environ.get("RAG_LOCAL_RUNTIME", "auto")))
 
     import django
     from django.core.management import call_command
@@ -165,6 +183,35 @@ def main() -> None:
         f" recall5_hybrid={results['hybrid']['recall5']:.3f}"
         f" p95_ms={results['hybrid']['p95_ms']:.1f}\n"
     )
+    if args.compare_with:
+        reference = run_reference(args)
+        out.write(
+            f"\n{args.compare_with} (reference): recall5_vector={reference['recall5_vector']:.3f}"
+            f" recall5_hybrid={reference['recall5_hybrid']:.3f}\n"
+            f"recall5_drop_vector="
+            f"{100 * (reference['recall5_vector'] - results['vector']['recall5']):.1f}"
+            f" recall5_drop_hybrid="
+            f"{100 * (reference['recall5_hybrid'] - results['hybrid']['recall5']):.1f}\n"
+        )
+
+
+def database_for(runtime: str) -> str:
+    """One bench database per local runtime: the embedder's name does not tell them apart."""
+    from rag.embedding import resolve_local_runtime
+
+    return f"{BENCH_DATABASE}_{resolve_local_runtime(runtime).replace('-', '_')}"
+
+
+def run_reference(args: argparse.Namespace) -> dict[str, float]:
+    """This benchmark's figures for another local runtime, from a run of its own."""
+    command = [sys.executable, __file__, "--runtime", args.compare_with]
+    command += ["--queries", str(args.queries), "--seed", str(args.seed)]
+    command += ["--corpus", str(args.corpus)]
+    output = subprocess.run(
+        command, check=True, stdout=subprocess.PIPE, text=True, env=args.environment
+    ).stdout
+    summary = output.strip().splitlines()[-1]
+    return {key: float(value) for key, value in (pair.split("=") for pair in summary.split())}
 
 
 if __name__ == "__main__":

@@ -196,9 +196,10 @@ CELERY_IMPORTS = env_list("CELERY_EXTRA_IMPORTS", "")
 # OpenAI-compatible endpoint, settings below) or "hash" (deterministic, no model; for tests).
 RAG_EMBEDDER = os.environ.get("RAG_EMBEDDER", "local")
 RAG_LOCAL_MODEL_PATH = os.environ.get("RAG_LOCAL_MODEL_PATH", "")
-# How the local model runs: "onnx" (exported once into RAG_ONNX_CACHE_DIR, run by onnxruntime;
-# about twice as fast, same vectors) or "torch" (sentence-transformers, the reference).
-RAG_LOCAL_RUNTIME = os.environ.get("RAG_LOCAL_RUNTIME", "onnx")
+# How the local model runs (same vectors on each): "torch" (sentence-transformers, float32, the
+# reference), "torch-bf16" (bfloat16 matrix products, for CPUs with AMX), "onnx" (exported once
+# into RAG_ONNX_CACHE_DIR, run by onnxruntime) or "auto": torch-bf16 on AMX CPUs, else onnx.
+RAG_LOCAL_RUNTIME = os.environ.get("RAG_LOCAL_RUNTIME", "auto")
 RAG_ONNX_CACHE_DIR = os.environ.get("RAG_ONNX_CACHE_DIR", str(DATA_DIR / "models"))
 # RAG_EMBEDDER=openai: any OpenAI-compatible /v1/embeddings endpoint.
 RAG_OPENAI_BASE_URL = os.environ.get("RAG_OPENAI_BASE_URL", "")

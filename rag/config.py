@@ -17,8 +17,10 @@ class EmbedderConfig:
     batch_size: int = 16
     torch_threads: int = 0
     """Threads the model may use per process (torch or onnxruntime); 0 keeps the default."""
-    local_runtime: str = "onnx"
-    """``onnx`` (exported once, run by onnxruntime) or ``torch`` (sentence-transformers)."""
+    local_runtime: str = "auto"
+    """``torch`` (sentence-transformers, float32: the reference), ``torch-bf16`` (the same in
+    bfloat16, for CPUs with AMX), ``onnx`` (exported once, run by onnxruntime) or ``auto`` (the
+    fastest of those for this CPU)."""
     onnx_cache_dir: str = ""
     """Where the exported ONNX model is kept; empty means beside the model."""
     openai_base_url: str = ""

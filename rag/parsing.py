@@ -28,6 +28,10 @@ logger = logging.getLogger(__name__)
 PDF_MAGIC = b"%PDF-"
 # The PDF header may follow up to 1 KiB of junk (ISO 32000-1, 7.5.2 / implementation note).
 HEADER_SEARCH_BYTES = 1024
+# pypdf keeps every object it has parsed (decoded content streams included) for the reader's
+# lifetime; forgetting them every so many pages bounds memory on very long documents at the cost
+# of parsing shared objects (fonts) again.
+FORGET_PARSED_EVERY_PAGES = 50
 
 
 @dataclass(frozen=True)
@@ -121,6 +125,9 @@ class PdfDocument:
             if not self.stats.first_failure:
                 self.stats.first_failure = _describe(exc)
             return Page(number=number, text="")
+        finally:
+            if self.stats.pages_read % FORGET_PARSED_EVERY_PAGES == 0:
+                self._reader.resolved_objects.clear()
         text = normalize_text(raw)
         if text:
             self.stats.pages_with_text += 1

@@ -88,34 +88,61 @@ def test_real_local_model_embeds_what_is_ingested(rag_bridge, corpus):
     assert cosine(stored_vector, related.tolist()) > cosine(stored_vector, unrelated.tolist())
 
 
-def test_onnx_runtime_gives_the_reference_vectors_over_corpus_chunks(corpus, tmp_path):
-    """The default local runtime must agree with sentence-transformers on torch."""
-    import numpy as np
-
+@pytest.fixture(scope="module")
+def reference_chunks(corpus) -> list[str]:
     from rag.chunking import chunk_pages
-    from rag.embedding_onnx import OnnxEmbedder
     from rag.parsing import PdfDocument
 
-    onnx = get_embedder(
-        EmbedderConfig(kind="local", local_runtime="onnx", onnx_cache_dir=str(tmp_path))
-    )
-    torch = get_embedder(EmbedderConfig(kind="local", local_runtime="torch"))
-    assert isinstance(onnx, OnnxEmbedder) and not isinstance(torch, OnnxEmbedder)
-    assert onnx.name == torch.name  # same vector space: no re-embedding when switching
+    reference = get_embedder(EmbedderConfig(kind="local", local_runtime="torch"))
     texts = []
     for name in ("paper-tracemonkey-pldi09-14pages.pdf", "cjk-chinese-report-22pages.pdf"):
         with corpus[name].path.open("rb") as fh:
             pages = PdfDocument(fh, max_pages=100).pages()
             texts += [
                 c.text
-                for c in chunk_pages(pages, torch.tokenizer, chunk_tokens=200, overlap_tokens=32)
+                for c in chunk_pages(
+                    pages, reference.tokenizer, chunk_tokens=200, overlap_tokens=32
+                )
             ][:40]
-    fast = np.array(asyncio.run(onnx.embed(texts)))
-    reference = np.array(asyncio.run(torch.embed(texts)))
-    similarity = (fast * reference).sum(axis=1)
+    return texts
+
+
+@pytest.mark.parametrize("runtime", ["onnx", "torch-bf16"])
+def test_fast_runtimes_give_the_reference_vectors_over_corpus_chunks(
+    runtime, reference_chunks, tmp_path
+):
+    """Every local runtime must agree with sentence-transformers on torch in float32."""
+    import numpy as np
+
+    fast = get_embedder(
+        EmbedderConfig(kind="local", local_runtime=runtime, onnx_cache_dir=str(tmp_path))
+    )
+    torch = get_embedder(EmbedderConfig(kind="local", local_runtime="torch"))
+    assert fast is not torch
+    assert fast.name == torch.name  # same vector space: no re-embedding when switching
+    vectors = np.array(asyncio.run(fast.embed(reference_chunks)))
+    reference = np.array(asyncio.run(torch.embed(reference_chunks)))
+    assert vectors.shape == reference.shape == (len(reference_chunks), 384)
+    assert not np.array_equal(vectors, reference)  # really computed another way
+    similarity = (vectors * reference).sum(axis=1)
     assert similarity.mean() >= 0.99
     assert similarity.min() >= 0.98
-    assert (tmp_path / onnx.onnx_path.name).exists()
+    if runtime == "onnx":
+        assert (tmp_path / fast.onnx_path.name).exists()
+
+
+@pytest.mark.parametrize(("amx", "expected"), [(True, "torch-bf16"), (False, "onnx")])
+def test_auto_runtime_follows_the_cpu(monkeypatch, amx, expected):
+    from rag import embedding
+
+    monkeypatch.setattr(embedding, "cpu_computes_bfloat16", lambda: amx)
+    assert embedding.resolve_local_runtime("auto") == expected
+    assert embedding.resolve_local_runtime("torch") == "torch"
+
+
+def test_an_unknown_runtime_is_refused_with_the_choices():
+    with pytest.raises(ValueError, match="auto, torch, torch-bf16, onnx"):
+        get_embedder(EmbedderConfig(kind="local", local_runtime="gpu"))
 
 
 def test_the_local_model_is_built_once_per_process(tmp_path):

@@ -84,3 +84,29 @@ def test_page_limit_is_enforced(corpus):
 def test_normalisation_joins_hyphenated_words_and_keeps_every_word():
     raw = "An exam-\nple of ﬁne text\x00 from 2019-\n2020,\n\n  by Jean-\nPierre."
     assert normalize_text(raw) == "An example of fine text from 2019- 2020, by Jean- Pierre."
+
+
+@pytest.mark.parametrize(
+    "name",
+    [
+        "long-geotopo-german-117pages.pdf",  # object streams, shared fonts
+        "encrypted-empty-password-dmca-18pages.pdf",  # objects decrypted as they are parsed
+        "broken-page-streams-16pages.pdf",  # some pages fail
+    ],
+)
+def test_forgetting_parsed_objects_changes_no_text(corpus, name, monkeypatch):
+    import rag.parsing
+
+    def read(every: int) -> tuple[list[str], list[int], int]:
+        monkeypatch.setattr(rag.parsing, "FORGET_PARSED_EVERY_PAGES", every)
+        with corpus[name].path.open("rb") as fh:
+            pdf = PdfDocument(fh, max_pages=1000)
+            texts = [page.text for page in pdf.pages()]
+            return texts, pdf.stats.failed_pages, len(pdf._reader.resolved_objects)
+
+    kept_texts, kept_failures, kept_objects = read(10**9)
+    texts, failures, objects = read(1)
+    assert texts == kept_texts
+    assert any(texts) or failures  # something was read, or failed, on each file
+    assert failures == kept_failures
+    assert objects < kept_objects  # the cache really was emptied as pages went by

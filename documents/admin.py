@@ -18,7 +18,7 @@ from django_celery_results.admin import TaskResultAdmin
 from django_celery_results.models import TaskResult
 from kombu.exceptions import OperationalError as BrokerError
 
-from documents import admin_views, presenters, selectors, services
+from documents import admin_views, presenters, runs, selectors, services
 from documents.forms import SearchForm
 from documents.highlight import highlight
 from documents.models import Chunk, Document
@@ -177,7 +177,7 @@ class DocumentAdmin(admin.ModelAdmin):
     @admin.display(description="task runs")
     def task_runs(self, obj: Document) -> SafeString:
         return presenters.refreshable(
-            f"doc-{obj.pk}-runs", presenters.task_runs_table(selectors.document_task_runs(obj))
+            f"doc-{obj.pk}-runs", runs.task_runs_table(selectors.document_task_runs(obj))
         )
 
     @admin.display(description="chunks")
@@ -349,12 +349,12 @@ class IngestTaskResultAdmin(TaskResultAdmin):
 
     @admin.display(description="duration")
     def duration(self, obj: TaskResult) -> str:
-        seconds = presenters.run_seconds(obj)
+        seconds = runs.run_seconds(obj)
         return "-" if seconds is None else f"{seconds:.1f} s"
 
     @admin.display(description="outcome")
     def outcome(self, obj: TaskResult) -> SafeString:
-        return presenters.run_outcome(obj)
+        return runs.run_outcome(obj)
 
 
 @admin.register(Chunk)

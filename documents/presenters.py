@@ -133,8 +133,12 @@ def _progress_bar(document: Document) -> SafeString:
 
 
 def _stuck_note(document: Document) -> SafeString:
-    since = document.processing_started_at or document.updated_at
-    what = "processing" if document.status == Status.PROCESSING else "queued"
+    # The same clocks as selectors.stuck_q: a queued document's last change, a processing one's
+    # start (a queued document may still carry the start of an earlier run).
+    if document.status == Status.PROCESSING:
+        what, since = "processing", document.processing_started_at
+    else:
+        what, since = "queued", document.updated_at
     return format_html(
         '<span class="fca-warn" title="Its message or worker was probably lost">'
         "stuck: {} for {}</span>",

@@ -105,11 +105,16 @@ def test_progress_of_a_ready_document_is_complete(staff_client):
 
 def test_progress_flags_a_stuck_document(staff_client, settings):
     settings.RAG_STUCK_AFTER_SECONDS = 60
-    document = make_document(status=Status.QUEUED, last_task_id="lost")
+    # Queued five minutes ago; its previous run started days ago, which must not count.
+    document = make_document(
+        status=Status.QUEUED,
+        last_task_id="lost",
+        processing_started_at=timezone.now() - timedelta(days=3),
+    )
     Document.objects.filter(pk=document.pk).update(updated_at=timezone.now() - timedelta(minutes=5))
     (payload,) = progress(staff_client, document.pk)["documents"]
     assert payload["stuck"] is True
-    assert "stuck: queued" in payload["html"]["cell"]
+    assert "stuck: queued for 5\xa0minutes" in payload["html"]["cell"]
     assert "fca-reingest" in payload["html"]["cell"]
 
 

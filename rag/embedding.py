@@ -29,6 +29,10 @@ from rag.tokens import SimpleTokenizer, Tokenizer, WordPieceTokenizer
 
 logger = logging.getLogger(__name__)
 
+# torch's own choice of threads (one per core), read on the first model load, before anything
+# here changes it.
+_torch_default_threads = 0
+
 
 class Embedder(Protocol):
     """What the service needs from an embedder."""
@@ -79,15 +83,46 @@ def resolve_local_runtime(runtime: str) -> str:
     return runtime
 
 
+def available_cpus() -> int:
+    """CPUs this process may run on (its affinity, not the machine's count)."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # not Linux
+        return os.cpu_count() or 1
+
+
+def split_evenly(texts: Sequence[str], parts: int) -> list[Sequence[str]]:
+    """``texts`` in at most ``parts`` consecutive slices of nearly equal length."""
+    parts = max(1, min(parts, len(texts)))
+    size, extra = divmod(len(texts), parts)
+    slices, start = [], 0
+    for index in range(parts):
+        end = start + size + (index < extra)
+        slices.append(texts[start:end])
+        start = end
+    return slices
+
+
 class LocalEmbedder:
     """A sentence-transformers model on the CPU, loaded lazily on the first ``embed``.
 
     With ``bfloat16``, matrix products run in bfloat16 under torch's autocast (the weights stay
     float32; pooling and normalisation too), which is what AMX units compute fastest.
+
+    With ``lanes``, a batch is cut into one slice per CPU and each slice is embedded by its own
+    single-threaded computation, in parallel. One batch split across threads (torch's default)
+    is slightly faster on an idle machine but collapses when anything else runs: every operation
+    waits for its slowest thread, and a thread that loses its core for a moment (to the PDF
+    reader, or PostgreSQL) stalls them all; measured here, embedding beside a busy reader took 5
+    to 9 times longer that way, and no longer at all in lanes. Without ``lanes`` (the float32
+    reference runtime) torch runs as it comes, with ``torch_threads`` threads if set.
     """
 
-    def __init__(self, config: EmbedderConfig, *, bfloat16: bool = False) -> None:
+    def __init__(
+        self, config: EmbedderConfig, *, bfloat16: bool = False, lanes: bool = False
+    ) -> None:
         self.bfloat16 = bfloat16
+        self.lanes = (config.torch_threads or available_cpus()) if lanes else 1
         self.model_path = Path(config.model_path) if config.model_path else default_model_path()
         self.batch_size = config.batch_size
         self.torch_threads = config.torch_threads
@@ -116,23 +151,34 @@ class LocalEmbedder:
                 import torch
                 from sentence_transformers import SentenceTransformer
 
-                if self.torch_threads:
-                    torch.set_num_threads(self.torch_threads)
+                global _torch_default_threads
+                _torch_default_threads = _torch_default_threads or torch.get_num_threads()
                 model = SentenceTransformer(str(self.model_path), device="cpu")
                 model.max_seq_length = self.max_seq_length
                 self._model = model
                 logger.info(
-                    "embedder=%s loaded from %s runtime=%s",
+                    "embedder=%s loaded from %s runtime=%s lanes=%d",
                     self.name,
                     self.model_path,
                     "torch-bf16" if self.bfloat16 else "torch",
+                    self.lanes,
                 )
             return self._model
+
+    def _torch_threads(self) -> int:
+        """Threads one computation may use: 1 in lanes, else torch's own count or the setting."""
+        if self.lanes > 1:
+            return 1
+        return self.torch_threads or _torch_default_threads
 
     def _encode(self, texts: Sequence[str]) -> list[list[float]]:
         model = self._load()
         import torch
 
+        # torch's thread count is per process: set it for this runtime before each batch (cheap
+        # when unchanged), so runtimes compared in one process each run as configured.
+        if torch.get_num_threads() != self._torch_threads():
+            torch.set_num_threads(self._torch_threads())
         with torch.autocast("cpu", dtype=torch.bfloat16, enabled=self.bfloat16):
             vectors = model.encode(
                 list(texts),
@@ -144,9 +190,13 @@ class LocalEmbedder:
         return vectors.astype("float32", copy=False).tolist()
 
     async def embed(self, texts: Sequence[str]) -> list[list[float]]:
-        # The model computes on the CPU for a while; a thread keeps the event loop free to
+        # The model computes on the CPU for a while; threads keep the event loop free to
         # write the previous batch to the database meanwhile.
-        return await asyncio.to_thread(self._encode, texts)
+        slices = split_evenly(texts, self.lanes)
+        if len(slices) <= 1:
+            return await asyncio.to_thread(self._encode, texts)
+        results = await asyncio.gather(*(asyncio.to_thread(self._encode, s) for s in slices))
+        return [vector for result in results for vector in result]
 
 
 def _model_dimensions(model_path: Path) -> int:
@@ -196,7 +246,9 @@ def get_embedder(config: EmbedderConfig) -> Embedder:
             from rag.embedding_onnx import OnnxEmbedder
 
             return OnnxEmbedder(config)
-        return LocalEmbedder(config, bfloat16=runtime == "torch-bf16")
+        if runtime == "torch-bf16":
+            return LocalEmbedder(config, bfloat16=True, lanes=True)
+        return LocalEmbedder(config)
     if config.kind == "hash":
         return HashEmbedder(config)
     if config.kind == "openai":

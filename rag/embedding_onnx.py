@@ -90,7 +90,7 @@ class OnnxEmbedder(LocalEmbedder):
     """all-MiniLM-L6-v2 (or another sentence-transformers folder) on ONNX Runtime."""
 
     def __init__(self, config: EmbedderConfig) -> None:
-        super().__init__(config)
+        super().__init__(config, lanes=True)
         cache = Path(config.onnx_cache_dir) if config.onnx_cache_dir else self.model_path
         self.onnx_path = cache / f"{self.model_path.name}-opset{ONNX_OPSET}.onnx"
         self._session: Any = None
@@ -105,8 +105,11 @@ class OnnxEmbedder(LocalEmbedder):
 
                 export_onnx(self.model_path, self.onnx_path)
                 options = onnxruntime.SessionOptions()
-                if self.torch_threads:
-                    options.intra_op_num_threads = self.torch_threads
+                # Parallel in lanes (see LocalEmbedder): each run single-threaded, no spinning
+                # threads taking the CPU from the other lanes.
+                options.intra_op_num_threads = 1
+                options.inter_op_num_threads = 1
+                options.add_session_config_entry("session.intra_op.allow_spinning", "0")
                 options.graph_optimization_level = onnxruntime.GraphOptimizationLevel.ORT_ENABLE_ALL
                 self._session = onnxruntime.InferenceSession(
                     str(self.onnx_path), options, providers=["CPUExecutionProvider"]

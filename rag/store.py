@@ -8,10 +8,12 @@ table.
 from __future__ import annotations
 
 import logging
+import struct
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
+import numpy as np
 from pgvector.sqlalchemy import Vector
 from sqlalchemy import (
     BigInteger,
@@ -23,7 +25,6 @@ from sqlalchemy import (
     Text,
     delete,
     func,
-    insert,
     select,
     text,
     update,
@@ -40,7 +41,6 @@ logger = logging.getLogger(__name__)
 # Namespace of the advisory locks taken per document (first half of the two-int lock key), so
 # they cannot collide with locks other code takes on the same database.
 DOCUMENT_LOCK_NAMESPACE = 0x46CA
-INSERT_BATCH_ROWS = 500
 # Must match the configuration of the generated column in the Django migration.
 TEXT_SEARCH_CONFIG = "english"
 RRF_K = 60
@@ -151,29 +151,64 @@ async def begin_replacement(conn: AsyncConnection, *, document_id: int) -> None:
     await conn.execute(delete(ChunkRow).where(ChunkRow.document_id == document_id))
 
 
-async def insert_chunks(
+# The columns COPY writes, with the binary wire type of each. The vector goes as pgvector's own
+# binary format (dimensions, a zero, then big-endian float4s), sent as raw bytes.
+_COPY_COLUMNS = (
+    ("document_id", "int8"),
+    ("ordinal", "int4"),
+    ("page_start", "int4"),
+    ("page_end", "int4"),
+    ("text", "text"),
+    ("token_count", "int4"),
+    ("embedder", "text"),
+    ("embedding", "bytea"),
+)
+_COPY_CHUNKS = (
+    f"COPY {ChunkRow.__tablename__} ({', '.join(name for name, _ in _COPY_COLUMNS)}) "
+    "FROM STDIN WITH (FORMAT BINARY)"
+)
+
+
+def vector_binary(vectors: Sequence[Sequence[float]]) -> list[bytes]:
+    """Each vector in pgvector's binary input format (what ``vector_recv`` reads)."""
+    array = np.asarray(vectors, dtype=">f4")
+    header = struct.pack(">HH", array.shape[1], 0) if array.size else b""
+    return [header + row.tobytes() for row in array]
+
+
+async def copy_chunks(
     conn: AsyncConnection,
     *,
     document_id: int,
     chunks: Sequence[EmbeddedChunk],
     embedder: str,
 ) -> None:
-    """Insert embedded chunks; SQLAlchemy sends them as multi-row INSERTs, not one per row."""
-    rows = [
-        {
-            "document_id": document_id,
-            "ordinal": item.chunk.ordinal,
-            "page_start": item.chunk.page_start,
-            "page_end": item.chunk.page_end,
-            "text": item.chunk.text,
-            "token_count": item.chunk.token_count,
-            "embedder": embedder,
-            "embedding": list(item.embedding),
-        }
-        for item in chunks
-    ]
-    for start in range(0, len(rows), INSERT_BATCH_ROWS):
-        await conn.execute(insert(ChunkRow), rows[start : start + INSERT_BATCH_ROWS])
+    """Write embedded chunks with one binary COPY, inside the transaction of ``conn``.
+
+    The fastest way into PostgreSQL: no SQL per row, and vectors go as packed floats instead
+    of the text a parameter would need (formatting 384 floats as text costs more than the row).
+    """
+    if not chunks:
+        return
+    vectors = vector_binary([item.embedding for item in chunks])
+    raw = await conn.get_raw_connection()
+    async with raw.driver_connection.cursor() as cursor:
+        async with cursor.copy(_COPY_CHUNKS) as copy:
+            copy.set_types([wire for _, wire in _COPY_COLUMNS])
+            for item, vector in zip(chunks, vectors, strict=True):
+                chunk = item.chunk
+                await copy.write_row(
+                    (
+                        document_id,
+                        chunk.ordinal,
+                        chunk.page_start,
+                        chunk.page_end,
+                        chunk.text,
+                        chunk.token_count,
+                        embedder,
+                        vector,
+                    )
+                )
 
 
 async def finish_replacement(

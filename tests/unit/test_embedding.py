@@ -153,3 +153,22 @@ def test_the_local_model_is_built_once_per_process(tmp_path):
     session = embedder._session
     asyncio.run(embedder.embed(["second call reuses it"]))
     assert embedder._session is session is not None
+
+
+def test_split_evenly_keeps_order_and_balance():
+    from rag.embedding import split_evenly
+
+    assert split_evenly(list(range(7)), 3) == [[0, 1, 2], [3, 4], [5, 6]]
+    assert split_evenly(["one"], 4) == [["one"]]
+    assert split_evenly([], 2) == [[]]
+
+
+def test_lanes_return_vectors_in_input_order(reference_chunks):
+    import numpy as np
+
+    lanes = get_embedder(EmbedderConfig(kind="local", local_runtime="torch-bf16", torch_threads=3))
+    assert lanes.lanes == 3
+    texts = reference_chunks[:7]
+    together = np.array(asyncio.run(lanes.embed(texts)))
+    alone = np.array([asyncio.run(lanes.embed([text]))[0] for text in texts])
+    assert ((together * alone).sum(axis=1) > 0.999).all()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 import io
 
@@ -227,3 +228,45 @@ def test_progress_is_published_outside_the_transaction_as_pages_are_embedded(
 def test_a_pool_too_small_for_progress_is_refused():
     with pytest.raises(ValueError, match="at least 2 connections"):
         dataclasses.replace(rag_config(), pool_size=1)
+
+
+def test_pages_read_in_a_child_process_give_the_same_chunks(rag_bridge, corpus, monkeypatch):
+    import rag.service
+
+    data = corpus["text-openoffice-55pages.pdf"].path.read_bytes()
+    states = {}
+    for threshold in (10**6, 1):  # in a thread, then in a child process
+        monkeypatch.setattr(rag.service, "READ_IN_PROCESS_MIN_PAGES", threshold)
+        document = make_document(sha=str(threshold).rjust(64, "0"))
+        result = ingest(rag_bridge, document.pk, data)
+        states[threshold] = ([c[1:] for c in chunk_state(document)], result.pages)
+        assert result.seconds["parse"] > 0
+    assert states[1] == states[10**6]
+    assert states[1][1] == 55 and len(states[1][0]) > 55
+
+
+def test_copied_vectors_read_back_as_the_embedder_made_them(rag_bridge, corpus):
+    import numpy as np
+
+    from rag.embedding import get_embedder
+
+    document = make_document()
+    ingest(rag_bridge, document.pk, corpus["text-pdflatex-4pages.pdf"].path.read_bytes())
+    embedder = get_embedder(rag_config().embedder)
+
+    async def stored():
+        async with service_for(rag_config()).engine.connect() as conn:
+            rows = await conn.execute(
+                text(
+                    "SELECT text, embedding::text, vector_dims(embedding) FROM documents_chunk "
+                    "WHERE document_id = :d ORDER BY ordinal"
+                ),
+                {"d": document.pk},
+            )
+            return rows.all()
+
+    rows = rag_bridge.run(stored())
+    assert rows and all(dims == embedder.dimensions for _, _, dims in rows)
+    expected = np.array(asyncio.run(embedder.embed([row[0] for row in rows])), dtype=np.float32)
+    written = np.array([[float(x) for x in vector.strip("[]").split(",")] for _, vector, _ in rows])
+    assert np.allclose(written, expected, atol=1e-6)

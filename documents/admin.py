@@ -1,43 +1,31 @@
-"""Admin: document list, multi-PDF upload, reingest action, and read-only chunks."""
+"""Admin: documents with live status, upload, reingest, chunks and task runs; read-only chunks."""
 
 from __future__ import annotations
 
-import json
 import logging
-from datetime import timedelta
+from collections.abc import Callable
+from functools import partial
 from typing import Any
 
-from django.conf import settings
 from django.contrib import admin, messages
 from django.db.models import QuerySet
-from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
+from django.http import HttpRequest, HttpResponse
 from django.template.response import TemplateResponse
 from django.urls import path, reverse
-from django.utils.html import format_html, format_html_join
-from django.utils.http import urlencode
+from django.utils.html import format_html
+from django.utils.safestring import SafeString
 from django_celery_results.admin import TaskResultAdmin
 from django_celery_results.models import TaskResult
 from kombu.exceptions import OperationalError as BrokerError
 
-from documents import selectors, services
-from documents.forms import SearchForm, UploadPdfsForm
+from documents import admin_views, presenters, runs, selectors, services
+from documents.forms import SearchForm
 from documents.highlight import highlight
 from documents.models import Chunk, Document
 
 logger = logging.getLogger(__name__)
 
 CHUNK_PREVIEW = 10
-STATUS_COLOURS = {
-    Document.Status.QUEUED: "#6c757d",
-    Document.Status.PROCESSING: "#0d6efd",
-    Document.Status.READY: "#198754",
-    Document.Status.FAILED: "#dc3545",
-}
-
-
-def stuck_after() -> timedelta:
-    """How long a document may stay queued or processing before it counts as stuck."""
-    return timedelta(seconds=settings.RAG_STUCK_AFTER_SECONDS)
 
 
 class FlagFilter(admin.SimpleListFilter):
@@ -65,7 +53,7 @@ class StuckFilter(FlagFilter):
     label = "Stuck (queued or processing too long)"
 
     def flagged(self) -> QuerySet[Document]:
-        return selectors.stuck_documents(older_than=stuck_after())
+        return selectors.stuck_documents(older_than=selectors.stuck_after())
 
 
 class StaleFilter(FlagFilter):
@@ -81,39 +69,38 @@ class StaleFilter(FlagFilter):
 
 @admin.register(Document)
 class DocumentAdmin(admin.ModelAdmin):
-    """Documents: list, upload several PDFs at once, reingest, and inspect results."""
+    """Documents: list with live progress, upload many PDFs, reingest, and inspect results."""
 
-    list_display = (
-        "title",
-        "status_badge",
-        "page_count",
-        "chunk_count",
-        "size_display",
-        "ingested_at",
-        "created_at",
-    )
     list_filter = ("status", StuckFilter, StaleFilter, "error_code", "embedder")
     search_fields = ("title", "=sha256")
     ordering = ("-created_at",)
     actions = ("reingest",)
     change_list_template = "admin/documents/document/change_list.html"
+    change_form_template = "admin/documents/document/change_form.html"
     fieldsets = (
-        (None, {"fields": ("title", "status_badge", "error_code", "error_message")}),
+        (None, {"fields": ("title",)}),
         (
             "Content",
-            {"fields": ("file", "sha256", "size_display", "page_count", "chunk_count", "embedder")},
+            {
+                "fields": (
+                    "file",
+                    "sha256",
+                    "size_display",
+                    "pages_display",
+                    "chunks_display",
+                    "embedder",
+                )
+            },
         ),
         (
             "Ingestion",
             {
                 "fields": (
-                    "task_result_link",
                     "task_runs",
-                    "timings",
+                    "timings_display",
                     "created_at",
-                    "processing_started_at",
-                    "ingested_at",
-                    "updated_at",
+                    "processing_started_display",
+                    "ingested_display",
                 )
             },
         ),
@@ -124,99 +111,113 @@ class DocumentAdmin(admin.ModelAdmin):
         name for _, options in fieldsets for name in options["fields"] if name != "title"
     )
 
-    # --- columns and fields ------------------------------------------------------------------
+    # --- the list: its status column is live and carries the reingest button ----------------
 
-    @admin.display(description="status", ordering="status")
-    def status_badge(self, obj: Document) -> str:
-        colour = STATUS_COLOURS.get(obj.status, "#6c757d")
-        return format_html(
-            '<span class="fca-status fca-status-{}" style="color:#fff;background:{};'
-            'padding:2px 8px;border-radius:10px;font-weight:600">{}</span>',
-            obj.status,
-            colour,
-            obj.get_status_display(),
+    def get_list_display(self, request: HttpRequest) -> tuple[Any, ...]:
+        return (
+            "title",
+            self._status_column(request),
+            "pages_display",
+            "chunks_display",
+            "size_display",
+            "ingested_display",
+            "created_at",
         )
+
+    def _status_column(self, request: HttpRequest) -> Callable[[Document], SafeString]:
+        can_reingest = self.has_change_permission(request)
+        stuck_after = selectors.stuck_after()
+
+        @admin.display(description="status", ordering="status")
+        def status(obj: Document) -> SafeString:
+            return presenters.live_status(obj, can_reingest=can_reingest, stuck_after=stuck_after)
+
+        return status
+
+    # --- columns and fields ------------------------------------------------------------------
 
     @admin.display(description="size", ordering="size_bytes")
     def size_display(self, obj: Document) -> str:
-        size = float(obj.size_bytes)
-        for unit in ("B", "KB", "MB", "GB"):
-            if size < 1024 or unit == "GB":
-                return f"{size:.0f} {unit}" if unit == "B" else f"{size:.1f} {unit}"
-            size /= 1024
-        return ""
+        return presenters.size_label(obj.size_bytes)
 
-    @admin.display(description="latest task result")
-    def task_result_link(self, obj: Document) -> str:
-        result = selectors.document_task_result(obj)
-        if result is None:
-            return obj.last_task_id or "-"
-        url = reverse("admin:django_celery_results_taskresult_change", args=[result.pk])
-        return format_html('<a href="{}">{} ({})</a>', url, result.task_id, result.status)
+    @admin.display(description="pages", ordering="page_count")
+    def pages_display(self, obj: Document) -> SafeString:
+        return presenters.refreshable(f"doc-{obj.pk}-pages", obj.page_count or "–")
+
+    @admin.display(description="chunks", ordering="chunk_count")
+    def chunks_display(self, obj: Document) -> SafeString:
+        if not obj.chunk_count:
+            return presenters.refreshable(f"doc-{obj.pk}-chunks", 0)
+        url = reverse("admin:documents_document_chunks", args=[obj.pk])
+        return presenters.refreshable(
+            f"doc-{obj.pk}-chunks", format_html('<a href="{}">{}</a>', url, obj.chunk_count)
+        )
+
+    @admin.display(description="ingested", ordering="ingested_at")
+    def ingested_display(self, obj: Document) -> SafeString:
+        return presenters.refreshable(
+            f"doc-{obj.pk}-ingested", presenters.when_label(obj.ingested_at)
+        )
+
+    @admin.display(description="processing started")
+    def processing_started_display(self, obj: Document) -> SafeString:
+        return presenters.refreshable(
+            f"doc-{obj.pk}-started", presenters.when_label(obj.processing_started_at)
+        )
+
+    @admin.display(description="seconds per stage (last success)")
+    def timings_display(self, obj: Document) -> SafeString:
+        stages = ", ".join(
+            f"{stage} {seconds:.2f}"
+            for stage, seconds in (obj.timings or {}).items()
+            if isinstance(seconds, int | float)
+        )
+        return presenters.refreshable(f"doc-{obj.pk}-timings", stages or "–")
 
     @admin.display(description="task runs")
-    def task_runs(self, obj: Document) -> str:
-        runs = selectors.document_task_runs(obj)
-        if not runs:
-            return "-"
-        rows = format_html_join(
-            "",
-            '<tr><td><a href="{}">{}</a></td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>',
-            (
-                (
-                    reverse("admin:django_celery_results_taskresult_change", args=[run.pk]),
-                    run.date_created.strftime("%Y-%m-%d %H:%M:%S"),
-                    run.status,
-                    _duration(run),
-                    run.worker or "-",
-                    _outcome(run),
-                )
-                for run in runs
-            ),
-        )
-        return format_html(
-            '<table class="fca-runs"><thead><tr><th>queued</th><th>state</th><th>seconds</th>'
-            "<th>worker</th><th>result or error</th></tr></thead><tbody>{}</tbody></table>",
-            rows,
+    def task_runs(self, obj: Document) -> SafeString:
+        return presenters.refreshable(
+            f"doc-{obj.pk}-runs", runs.task_runs_table(selectors.document_task_runs(obj))
         )
 
     @admin.display(description="chunks")
-    def chunks_preview(self, obj: Document) -> str:
+    def chunks_preview(self, obj: Document) -> SafeString:
         chunks = selectors.document_chunks_preview(obj, limit=CHUNK_PREVIEW)
         if not chunks:
-            return "No chunks."
-        rows = format_html_join(
-            "",
-            "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
-            (
-                (
-                    c.ordinal,
-                    f"{c.page_start}"
-                    if c.page_start == c.page_end
-                    else f"{c.page_start}–{c.page_end}",
-                    c.token_count,
-                    c.text[:300] + ("…" if len(c.text) > 300 else ""),
-                )
-                for c in chunks
-            ),
-        )
+            return presenters.refreshable(f"doc-{obj.pk}-preview", "No chunks.")
+        url = reverse("admin:documents_document_chunks", args=[obj.pk])
         rest = obj.chunk_count - len(chunks)
-        all_url = (
-            reverse("admin:documents_chunk_changelist")
-            + "?"
-            + urlencode({"document__id__exact": obj.pk})
-        )
         more = format_html(
-            '<p><a href="{}">{}</a></p>',
-            all_url,
-            f"…and {rest} more (browse all {obj.chunk_count})" if rest > 0 else "Browse chunks",
+            '<p><a class="fca-browse-chunks" href="{}">{}</a></p>',
+            url,
+            f"Browse all {obj.chunk_count} chunks, page by page"
+            + (f" ({rest} more)" if rest > 0 else ""),
         )
-        return format_html(
-            '<table class="fca-chunks"><thead><tr><th>#</th><th>pages</th><th>tokens</th>'
-            "<th>text</th></tr></thead><tbody>{}</tbody></table>{}",
-            rows,
-            more,
+        return presenters.refreshable(
+            f"doc-{obj.pk}-preview",
+            format_html("{}{}", presenters.chunks_preview_table(chunks), more),
         )
+
+    def change_view(
+        self,
+        request: HttpRequest,
+        object_id: str,
+        form_url: str = "",
+        extra_context: dict | None = None,
+    ) -> HttpResponse:
+        document = self.get_object(request, object_id)
+        if document is not None:
+            extra_context = {
+                **(extra_context or {}),
+                "status_panel": presenters.live_status(
+                    document,
+                    variant="panel",
+                    can_reingest=self.has_change_permission(request, document),
+                    stuck_after=selectors.stuck_after(),
+                ),
+                "chunks_url": reverse("admin:documents_document_chunks", args=[document.pk]),
+            }
+        return super().change_view(request, object_id, form_url, extra_context)
 
     # --- permissions: documents are created by upload, not by the add form -------------------
 
@@ -234,10 +235,11 @@ class DocumentAdmin(admin.ModelAdmin):
         ids = list(queryset.values_list("pk", flat=True))
         try:
             queued = services.document_ingest_enqueue(
-                document_ids=ids, force=True, stuck_after=stuck_after()
+                document_ids=ids, force=True, stuck_after=selectors.stuck_after()
             )
         except BrokerError:
-            self._broker_down(request)
+            logger.exception("enqueue failed: broker unreachable")
+            admin_views.broker_down(request)
             return
         skipped = len(ids) - len(queued)
         self.message_user(request, f"Queued {len(queued)} document(s) for ingestion.")
@@ -248,19 +250,34 @@ class DocumentAdmin(admin.ModelAdmin):
                 level=messages.WARNING,
             )
 
-    # --- upload ------------------------------------------------------------------------------
+    # --- the admin's own pages ---------------------------------------------------------------
 
     def get_urls(self) -> list[Any]:
+        def view(function: Callable[..., HttpResponse]) -> Callable[..., HttpResponse]:
+            return self.admin_site.admin_view(partial(function, self))
+
         custom = [
-            path(
-                "upload/",
-                self.admin_site.admin_view(self.upload_view),
-                name="documents_document_upload",
-            ),
+            path("upload/", view(admin_views.upload_view), name="documents_document_upload"),
             path(
                 "search/",
                 self.admin_site.admin_view(self.search_view),
                 name="documents_document_search",
+            ),
+            path("progress/", view(admin_views.progress_view), name="documents_document_progress"),
+            path(
+                "requeue-stuck/",
+                view(admin_views.requeue_stuck_view),
+                name="documents_document_requeue_stuck",
+            ),
+            path(
+                "<path:object_id>/reingest/",
+                view(admin_views.reingest_view),
+                name="documents_document_reingest",
+            ),
+            path(
+                "<path:object_id>/chunks/",
+                view(admin_views.chunks_view),
+                name="documents_document_chunks",
             ),
         ]
         return custom + super().get_urls()
@@ -268,54 +285,6 @@ class DocumentAdmin(admin.ModelAdmin):
     def changelist_view(self, request: HttpRequest, extra_context: dict | None = None) -> Any:
         extra_context = {**(extra_context or {}), "can_upload": self.has_upload_permission(request)}
         return super().changelist_view(request, extra_context)
-
-    def upload_view(self, request: HttpRequest) -> HttpResponse:
-        """Upload several PDFs; each becomes a document queued for ingestion on commit."""
-        if not self.has_upload_permission(request):
-            return HttpResponse(status=403)
-        form = UploadPdfsForm(request.POST or None, request.FILES or None)
-        if request.method == "POST" and form.is_valid():
-            self._store_uploads(request, form.cleaned_data["files"])
-            return HttpResponseRedirect(reverse("admin:documents_document_changelist"))
-        context = {
-            **self.admin_site.each_context(request),
-            "opts": self.model._meta,
-            "title": "Upload PDFs",
-            "form": form,
-        }
-        return TemplateResponse(request, "admin/documents/document/upload.html", context)
-
-    def _store_uploads(self, request: HttpRequest, files: list[Any]) -> None:
-        new_ids: list[int] = []
-        for uploaded in files:
-            outcome = services.document_create(
-                file=uploaded, name=uploaded.name, size=uploaded.size
-            )
-            document = outcome.document
-            if outcome.created:
-                new_ids.append(document.pk)
-                continue
-            url = reverse("admin:documents_document_change", args=[document.pk])
-            self.message_user(
-                request,
-                format_html(
-                    '{}: already present as <a href="{}">{}</a> ({}); not duplicated.',
-                    uploaded.name,
-                    url,
-                    document.title,
-                    document.get_status_display(),
-                ),
-                level=messages.WARNING,
-            )
-        try:
-            queued = services.document_ingest_enqueue(document_ids=new_ids)
-        except BrokerError:
-            self._broker_down(request)
-            return
-        if queued:
-            self.message_user(request, f"Uploaded and queued {len(queued)} PDF(s) for ingestion.")
-
-    # --- search ------------------------------------------------------------------------------
 
     def search_view(self, request: HttpRequest) -> HttpResponse:
         """Search the chunks: hits with their document, pages, score and highlighted snippet."""
@@ -330,46 +299,15 @@ class DocumentAdmin(admin.ModelAdmin):
             )
             for hit in hits:
                 hit["url"] = reverse("admin:documents_document_change", args=[hit["document_id"]])
+                hit["chunks_url"] = (
+                    reverse("admin:documents_document_chunks", args=[hit["document_id"]])
+                    + f"?pdf_page={hit['page_start']}"
+                )
                 hit["snippet"] = highlight(hit["text"], query)
-        context = {
-            **self.admin_site.each_context(request),
-            "opts": self.model._meta,
-            "title": "Search documents",
-            "form": form,
-            "hits": hits,
-        }
-        return TemplateResponse(request, "admin/documents/document/search.html", context)
-
-    def _broker_down(self, request: HttpRequest) -> None:
-        logger.exception("enqueue failed: broker unreachable")
-        self.message_user(
-            request,
-            "The task queue (Redis) cannot be reached, so ingestion could not be started. The "
-            "documents are saved and stay queued: once the broker is back they are picked up by "
-            "`manage.py ingest --requeue-stuck` (or the periodic sweep).",
-            level=messages.ERROR,
+        context = admin_views.admin_context(
+            self, request, title="Search documents", form=form, hits=hits
         )
-
-
-def _duration(run: TaskResult) -> str:
-    if run.date_started and run.date_done:
-        return f"{(run.date_done - run.date_started).total_seconds():.1f}"
-    return "-"
-
-
-def _outcome(run: TaskResult) -> str:
-    if not run.result:
-        return "-"
-    try:
-        payload = json.loads(run.result)
-    except ValueError:
-        return run.result[:200]
-    if isinstance(payload, dict) and "exc_type" in payload:
-        message = " ".join(map(str, payload.get("exc_message") or []))
-        return f"{payload['exc_type']}: {message}"[:300]
-    if isinstance(payload, dict) and payload.get("status") == "success":
-        return f"{payload.get('pages')} pages, {payload.get('chunks')} chunks"
-    return json.dumps(payload)[:200]
+        return TemplateResponse(request, "admin/documents/document/search.html", context)
 
 
 admin.site.unregister(TaskResult)
@@ -377,16 +315,21 @@ admin.site.unregister(TaskResult)
 
 @admin.register(TaskResult)
 class IngestTaskResultAdmin(TaskResultAdmin):
-    """django-celery-results' admin, with a link from each ingestion run to its document."""
+    """django-celery-results' admin, with a link from each ingestion run to its document and
+    its outcome in words."""
 
     list_display = (*TaskResultAdmin.list_display, "document_link")
+
+    class Media:
+        css = {"all": ("documents/admin.css",)}
+
     fieldsets = (
-        (None, {"fields": ("document_link",)}),
+        (None, {"fields": ("document_link", "duration", "outcome")}),
         *TaskResultAdmin.fieldsets,
     )
 
     def get_readonly_fields(self, request: HttpRequest, obj: TaskResult | None = None) -> list:
-        return [*super().get_readonly_fields(request, obj), "document_link"]
+        return [*super().get_readonly_fields(request, obj), "document_link", "duration", "outcome"]
 
     @admin.display(description="document")
     def document_link(self, obj: TaskResult) -> str:
@@ -394,7 +337,24 @@ class IngestTaskResultAdmin(TaskResultAdmin):
         if document_id is None:
             return "-"
         url = reverse("admin:documents_document_change", args=[document_id])
-        return format_html('<a href="{}">document {}</a>', url, document_id)
+        document = selectors.documents_by_ids([document_id]).first()
+        if document is None:
+            return f"document {document_id} (deleted)"
+        return format_html(
+            '<a class="fca-document-link" href="{}">{}</a> {}',
+            url,
+            document.title,
+            presenters.status_badge(document),
+        )
+
+    @admin.display(description="duration")
+    def duration(self, obj: TaskResult) -> str:
+        seconds = runs.run_seconds(obj)
+        return "-" if seconds is None else f"{seconds:.1f} s"
+
+    @admin.display(description="outcome")
+    def outcome(self, obj: TaskResult) -> SafeString:
+        return runs.run_outcome(obj)
 
 
 @admin.register(Chunk)
@@ -422,13 +382,11 @@ class ChunkAdmin(admin.ModelAdmin):
 
     @admin.display(description="pages", ordering="page_start")
     def pages(self, obj: Chunk) -> str:
-        if obj.page_start == obj.page_end:
-            return f"p. {obj.page_start}"
-        return f"pp. {obj.page_start}–{obj.page_end}"
+        return presenters.pages_label(obj.page_start, obj.page_end)
 
     @admin.display(description="text")
     def text_start(self, obj: Chunk) -> str:
-        return obj.text[:160] + ("…" if len(obj.text) > 160 else "")
+        return presenters.shorten(obj.text, 160)
 
     def has_add_permission(self, request: HttpRequest) -> bool:
         return False

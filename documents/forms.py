@@ -7,8 +7,6 @@ from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.core.files.uploadedfile import UploadedFile
 
-from documents.services import validate_pdf_file
-
 
 class MultipleFileInput(forms.ClearableFileInput):
     """A file input that lets the browser pick several files."""
@@ -17,9 +15,14 @@ class MultipleFileInput(forms.ClearableFileInput):
 
 
 class MultiplePdfField(forms.FileField):
-    """A list of uploaded PDFs; every file is checked by its bytes and size."""
+    """A list of uploaded files. Each is judged on its own by the upload service (a PDF header,
+    the size limit), so one bad file is reported without turning the others away."""
 
     widget = MultipleFileInput
+
+    def __init__(self, **kwargs: object) -> None:
+        # An empty file is the service's to reject, with its reason, like any other bad file.
+        super().__init__(allow_empty_file=True, **kwargs)
 
     def clean(self, data: object, initial: object = None) -> list[UploadedFile]:
         files = data if isinstance(data, list | tuple) else [data]
@@ -27,23 +30,8 @@ class MultiplePdfField(forms.FileField):
         if not files:
             raise ValidationError(self.error_messages["required"], code="required")
         cleaned: list[UploadedFile] = []
-        errors: list[ValidationError] = []
         for uploaded in files:
-            single = super().clean(uploaded, initial)
-            try:
-                validate_pdf_file(single, size=single.size)
-            except ValidationError as exc:
-                errors.append(
-                    ValidationError(
-                        "%(name)s: %(reason)s",
-                        code=exc.code,
-                        params={"name": single.name, "reason": " ".join(exc.messages)},
-                    )
-                )
-            cleaned.append(single)
-        if errors:
-            # Reject the whole upload: nothing is written until every file is acceptable.
-            raise ValidationError(errors)
+            cleaned.append(super().clean(uploaded, initial))
         return cleaned
 
 
@@ -54,8 +42,8 @@ class UploadPdfsForm(forms.Form):
         label="PDF files",
         help_text=(
             "Choose one or more PDF files (at most "
-            f"{settings.RAG_MAX_UPLOAD_BYTES // 1_000_000} MB each). Files already present are "
-            "reported, not duplicated."
+            f"{settings.RAG_MAX_UPLOAD_BYTES // 1_000_000} MB each). Each file is checked on "
+            "its own: files already present are reported, not duplicated."
         ),
     )
 

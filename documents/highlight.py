@@ -16,15 +16,30 @@ def query_terms(query: str) -> list[str]:
     return sorted({w.lower() for w in _WORD.findall(query)}, key=len, reverse=True)
 
 
+def _terms_pattern(query: str) -> re.Pattern[str] | None:
+    terms = query_terms(query)
+    if not terms:
+        return None
+    return re.compile(r"\b(" + "|".join(map(re.escape, terms)) + r")\w*", re.I)
+
+
+def _marked(text: str, pattern: re.Pattern[str]) -> str:
+    parts: list[str] = []
+    last = 0
+    for match in pattern.finditer(text):
+        parts.append(escape(text[last : match.start()]))
+        parts.append(f"<mark>{escape(match.group(0))}</mark>")
+        last = match.end()
+    parts.append(escape(text[last:]))
+    return "".join(parts)
+
+
 def highlight(text: str, query: str, *, width: int = SNIPPET_CHARS) -> SafeString:
     """A window of ``text`` around the first query word, with each word wrapped in <mark>.
 
     Words match at their start, so "ingest" also marks "ingestion" (as stemming would find).
     """
-    terms = query_terms(query)
-    pattern = (
-        re.compile(r"\b(" + "|".join(map(re.escape, terms)) + r")\w*", re.I) if terms else None
-    )
+    pattern = _terms_pattern(query)
     start = 0
     if pattern is not None:
         first = pattern.search(text)
@@ -35,11 +50,12 @@ def highlight(text: str, query: str, *, width: int = SNIPPET_CHARS) -> SafeStrin
     suffix = "…" if start + width < len(text) else ""
     if pattern is None:
         return mark_safe(prefix + escape(window) + suffix)  # noqa: S308 - escaped just here
-    parts: list[str] = []
-    last = 0
-    for match in pattern.finditer(window):
-        parts.append(escape(window[last : match.start()]))
-        parts.append(f"<mark>{escape(match.group(0))}</mark>")
-        last = match.end()
-    parts.append(escape(window[last:]))
-    return mark_safe(prefix + "".join(parts) + suffix)  # noqa: S308 - every part is escaped
+    return mark_safe(prefix + _marked(window, pattern) + suffix)  # noqa: S308 - parts escaped
+
+
+def mark_words(text: str, query: str) -> SafeString:
+    """All of ``text``, HTML-escaped, with the query's words wrapped in <mark>."""
+    pattern = _terms_pattern(query)
+    if pattern is None:
+        return mark_safe(escape(text))  # noqa: S308 - escaped just here
+    return mark_safe(_marked(text, pattern))  # noqa: S308 - every part is escaped

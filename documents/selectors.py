@@ -6,7 +6,10 @@ import json
 from collections.abc import Sequence
 from datetime import datetime, timedelta
 
-from django.db.models import Q, QuerySet
+from django.conf import settings
+from django.db.models import Count, IntegerField, JSONField, Q, QuerySet, Sum
+from django.db.models.fields.json import KeyTextTransform
+from django.db.models.functions import Cast, TruncHour
 from django.utils import timezone
 from django_celery_results.models import TaskResult
 
@@ -44,6 +47,100 @@ def stuck_q(cutoff: datetime) -> Q:
 def stuck_documents(*, older_than: timedelta) -> QuerySet[Document]:
     """Documents that should have finished by now: their message or worker was lost."""
     return Document.objects.filter(stuck_q(timezone.now() - older_than))
+
+
+def stuck_after() -> timedelta:
+    """How long a document may stay queued or processing before it counts as stuck."""
+    return timedelta(seconds=settings.RAG_STUCK_AFTER_SECONDS)
+
+
+def document_is_stuck(document: Document, *, older_than: timedelta) -> bool:
+    """The Python twin of :func:`stuck_q` for a document already loaded."""
+    cutoff = timezone.now() - older_than
+    if document.status == Document.Status.QUEUED:
+        return document.updated_at is not None and document.updated_at < cutoff
+    if document.status == Document.Status.PROCESSING:
+        started = document.processing_started_at
+        return started is not None and started < cutoff
+    return False
+
+
+def document_chunks(
+    document: Document, *, pdf_page: int | None = None, text: str = ""
+) -> QuerySet[Chunk]:
+    """A document's chunks in order (embeddings not loaded), optionally only those covering
+    ``pdf_page`` or containing ``text`` (case-insensitive)."""
+    chunks = Chunk.objects.filter(document=document).defer("embedding").order_by("ordinal")
+    if pdf_page is not None:
+        chunks = chunks.filter(page_start__lte=pdf_page, page_end__gte=pdf_page)
+    if text:
+        chunks = chunks.filter(text__icontains=text)
+    return chunks
+
+
+def status_counts() -> dict[str, int]:
+    """Documents per status, every status present (zero when none)."""
+    counts = {status.value: 0 for status in Document.Status}
+    for row in Document.objects.order_by().values("status").annotate(n=Count("pk")):
+        counts[row["status"]] = row["n"]
+    return counts
+
+
+def recent_failures(*, limit: int) -> list[Document]:
+    """The documents that failed most recently, newest first."""
+    return list(
+        Document.objects.filter(status=Document.Status.FAILED).order_by("-updated_at")[:limit]
+    )
+
+
+def active_documents(*, limit: int) -> list[Document]:
+    """Documents being processed (longest running first), then those waiting in the queue."""
+    processing = Document.objects.filter(status=Document.Status.PROCESSING).order_by(
+        "processing_started_at"
+    )
+    queued = Document.objects.filter(status=Document.Status.QUEUED).order_by("updated_at")
+    found = list(processing[:limit])
+    return found + list(queued[: limit - len(found)])
+
+
+def documents_progress(document_ids: Sequence[int]) -> list[Document]:
+    """The documents whose progress a page is showing, in id order (unknown ids left out)."""
+    return list(Document.objects.filter(pk__in=list(document_ids)).order_by("pk"))
+
+
+def pages_ingested_per_hour(
+    *, hours: int, now: datetime | None = None
+) -> list[tuple[datetime, int]]:
+    """Pages ingested per hour over the last ``hours`` hours, oldest hour first, every hour
+    present (zero when idle).
+
+    Counted from the successful ingestion runs django-celery-results stored (a reingest is work
+    done too), by the hour each run finished, in the current time zone.
+    """
+    now = now or timezone.now()
+    tz = timezone.get_current_timezone()
+    current_hour = timezone.localtime(now, tz).replace(minute=0, second=0, microsecond=0)
+    first_hour = current_hour - timedelta(hours=hours - 1)
+    pages = Cast(KeyTextTransform("pages", Cast("result", JSONField())), IntegerField())
+    rows = (
+        TaskResult.objects.filter(
+            task_name=INGEST_TASK_NAME,
+            status="SUCCESS",
+            date_done__gte=first_hour,
+            date_done__lte=now,
+            # Only results stored as JSON objects carry a page count (skipped runs have none).
+            result__startswith="{",
+        )
+        .annotate(hour=TruncHour("date_done", tzinfo=tz))
+        .order_by()
+        .values("hour")
+        .annotate(pages=Sum(pages))
+    )
+    by_hour = {row["hour"]: row["pages"] or 0 for row in rows}
+    return [
+        (hour, by_hour.get(hour, 0))
+        for hour in (first_hour + timedelta(hours=i) for i in range(hours))
+    ]
 
 
 def chunk_search(

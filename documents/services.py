@@ -12,8 +12,9 @@ import logging
 import uuid
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import timedelta
+from enum import StrEnum
 from typing import IO, Any
 
 from django.conf import settings
@@ -22,6 +23,7 @@ from django.core.files import File
 from django.db import IntegrityError, connection, transaction
 from django.db.models import F, Q
 from django.utils import timezone
+from kombu.exceptions import OperationalError as BrokerError
 
 from documents import ingestion, selectors
 from documents.models import Document
@@ -105,6 +107,77 @@ def document_create(*, file: IO[bytes], name: str, size: int) -> CreateOutcome:
         return CreateOutcome(Document.objects.get(sha256=sha256), created=False)
     logger.info("document created document_id=%d sha256=%s size=%d", document.pk, sha256, size)
     return CreateOutcome(document, created=True)
+
+
+class UploadVerdict(StrEnum):
+    """What became of one uploaded file."""
+
+    QUEUED = "queued"  # new: stored and queued for ingestion
+    PRESENT = "present"  # its bytes were already a document: nothing stored
+    REPEATED = "repeated"  # the same bytes as another file of this upload
+    REJECTED = "rejected"  # not an acceptable PDF: nothing stored
+
+
+@dataclass(frozen=True)
+class FileOutcome:
+    """One uploaded file, its verdict, and its document (None when rejected)."""
+
+    name: str
+    size: int
+    verdict: UploadVerdict
+    document_id: int | None = None
+    reason: str = ""
+
+
+@dataclass(frozen=True)
+class UploadReport:
+    """The outcome of every file of an upload, in the order given, and whether the broker took
+    the new documents' messages (when it did not, they wait for the stuck-document sweep)."""
+
+    files: list[FileOutcome] = field(default_factory=list)
+    enqueued: bool = True
+
+
+def documents_upload(*, files: Sequence[File]) -> UploadReport:
+    """Store and queue each acceptable file of an upload; judge every file on its own.
+
+    A file that is not an acceptable PDF is rejected with the reason and nothing of it is
+    written; the other files go ahead. Bytes already present are reported with their document,
+    never stored twice.
+    """
+    outcomes: list[FileOutcome] = []
+    created_ids: list[int] = []
+    for uploaded in files:
+        name = uploaded.name or "unnamed.pdf"
+        size = uploaded.size or 0
+        try:
+            created = document_create(file=uploaded, name=name, size=size)
+        except ValidationError as exc:
+            reason = " ".join(exc.messages)
+            outcomes.append(FileOutcome(name, size, UploadVerdict.REJECTED, reason=reason))
+            continue
+        document_id = created.document.pk
+        if created.created:
+            created_ids.append(document_id)
+            verdict = UploadVerdict.QUEUED
+        elif document_id in created_ids:
+            verdict = UploadVerdict.REPEATED
+        else:
+            verdict = UploadVerdict.PRESENT
+        outcomes.append(FileOutcome(name, size, verdict, document_id=document_id))
+    try:
+        document_ingest_enqueue(document_ids=created_ids)
+    except BrokerError:
+        # The documents are stored and QUEUED: the stuck-document sweep sends them later.
+        logger.exception("enqueue failed: broker unreachable documents=%s", created_ids)
+        return UploadReport(files=outcomes, enqueued=False)
+    logger.info(
+        "upload stored files=%d queued=%d rejected=%d",
+        len(outcomes),
+        len(created_ids),
+        sum(o.verdict == UploadVerdict.REJECTED for o in outcomes),
+    )
+    return UploadReport(files=outcomes)
 
 
 def _title_from_name(name: str) -> str:

@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Prepare the checkout: .venv/ with every pinned package, and a reachable Redis broker.
+# Prepare the checkout: .venv/ with every pinned package, a reachable Redis broker, and
+# Debian's Chromium for the browser tests.
 # Idempotent: reinstalls only when requirements.txt changed. Sourced by demo.sh and test.sh,
 # or run on its own.
 set -euo pipefail
@@ -42,6 +43,25 @@ ensure_venv() {
     fi
 }
 
+# The browser tests drive Debian's Chromium through Playwright; Playwright never downloads one.
+export PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD=1
+CHROMIUM="${FCA_CHROMIUM:-/usr/bin/chromium}"
+
+ensure_chromium() {
+    [ -x "$CHROMIUM" ] && return 0
+    if [ "$(id -u)" != 0 ] || ! command -v apt-get >/dev/null 2>&1; then
+        log "Chromium not found at $CHROMIUM: the browser tests will be skipped (install Debian's chromium)"
+        return 0
+    fi
+    log "Installing Chromium (Debian package) for the browser tests"
+    local install=(apt-get install -y --no-install-recommends chromium)
+    # The package lists may be missing or stale on a fresh machine: refresh them only then.
+    if ! DEBIAN_FRONTEND=noninteractive "${install[@]}" >/dev/null; then
+        apt-get update >/dev/null
+        DEBIAN_FRONTEND=noninteractive "${install[@]}" >/dev/null
+    fi
+}
+
 ensure_redis() {
     local url="${CELERY_BROKER_URL:-redis://localhost:6379/0}"
     if "$PY" - "$url" <<'PY' 2>/dev/null; then
@@ -74,5 +94,6 @@ setup_all() {
 
 if [ "${BASH_SOURCE[0]}" = "$0" ]; then
     setup_all
+    ensure_chromium
     log "Ready: $PY"
 fi

@@ -1,9 +1,11 @@
 #!/usr/bin/env bash
-# Run every check and the whole test suite (unit and integration, with real Celery workers,
-# Redis and the embedded PostgreSQL). Leaves no process of its own running.
+# Run every check and the whole test suite (unit, integration with real Celery workers, Redis
+# and the embedded PostgreSQL, and browser tests in Chromium against the live development
+# server). Leaves no process of its own running.
 set -euo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/setup.sh"
 setup_all
+ensure_chromium
 
 # Stop the embedded database afterwards only if this run started it.
 started_db=0

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import csv
 import os
+import time
 import uuid
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -94,3 +96,38 @@ def rag_bridge(django_db_setup, django_db_blocker):
 
     yield bridge
     bridge.shutdown()
+
+
+@pytest.fixture(scope="session")
+def celery_worker(
+    django_db_setup, django_db_blocker, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator:
+    """One prefork worker (concurrency 2) on this run's queue, shared by the integration and
+    browser tests of the session."""
+    from tests.workers import start_worker, stop_worker
+
+    log_dir = tmp_path_factory.mktemp("worker-logs")
+    with django_db_blocker.unblock():
+        worker = start_worker(log_dir, broker_url=TEST_BROKER_URL, queue=TEST_QUEUE)
+    yield worker
+    stop_worker(worker)
+
+
+@pytest.fixture
+def wait_for_documents() -> Callable[..., list]:
+    """Poll the database until the documents are ready or failed; fail with their states."""
+    from documents.models import Document
+
+    def wait(document_ids: Sequence[int], *, timeout: float = 120.0) -> list[Document]:
+        deadline = time.monotonic() + timeout
+        finished = {Document.Status.READY, Document.Status.FAILED}
+        while True:
+            documents = list(Document.objects.filter(pk__in=document_ids).order_by("pk"))
+            if len(documents) == len(document_ids) and all(d.status in finished for d in documents):
+                return documents
+            if time.monotonic() > deadline:
+                states = {d.pk: d.status for d in documents}
+                raise AssertionError(f"Documents not finished after {timeout}s: {states}")
+            time.sleep(0.25)
+
+    return wait

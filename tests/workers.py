@@ -8,6 +8,8 @@ import subprocess
 import sys
 import time
 import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import quote
@@ -29,6 +31,25 @@ def database_url_of(settings_dict: dict) -> str:
         return f"postgresql://{auth}/{name}?host={quote(host, safe='/')}"
     port = f":{settings_dict['PORT']}" if settings_dict.get("PORT") else ""
     return f"postgresql://{auth}{host}{port}/{name}"
+
+
+def project_env(*, broker_url: str, queue: str, extra_env: dict | None = None) -> dict[str, str]:
+    """The environment of a project subprocess (worker, web server) that shares this test run's
+    database, media folder, broker and queue, with the fast hash embedder."""
+    from django.conf import settings
+    from django.db import connection
+
+    return {
+        **os.environ,
+        "DATABASE_URL": database_url_of(connection.settings_dict),
+        "DJANGO_SECRET_KEY": settings.SECRET_KEY,
+        "DJANGO_MEDIA_ROOT": str(settings.MEDIA_ROOT),
+        "CELERY_BROKER_URL": broker_url,
+        "CELERY_QUEUE": queue,
+        "RAG_EMBEDDER": "hash",
+        "PYTHONUNBUFFERED": "1",
+        **(extra_env or {}),
+    }
 
 
 @dataclass
@@ -61,21 +82,8 @@ def start_worker(
 ) -> Worker:
     """Start a worker on ``queue`` against the database Django is connected to; wait until it
     answers a ping (or fail with its log)."""
-    from django.conf import settings
-    from django.db import connection
-
     nodename = f"test-{uuid.uuid4().hex[:8]}@{os.uname().nodename}"
-    env = {
-        **os.environ,
-        "DATABASE_URL": database_url_of(connection.settings_dict),
-        "DJANGO_SECRET_KEY": settings.SECRET_KEY,
-        "DJANGO_MEDIA_ROOT": str(settings.MEDIA_ROOT),
-        "CELERY_BROKER_URL": broker_url,
-        "CELERY_QUEUE": queue,
-        "RAG_EMBEDDER": "hash",
-        "PYTHONUNBUFFERED": "1",
-        **(extra_env or {}),
-    }
+    env = project_env(broker_url=broker_url, queue=queue, extra_env=extra_env)
     log_path = log_dir / f"worker-{nodename.split('@')[0]}.log"
     command = [
         sys.executable,
@@ -137,3 +145,21 @@ def route_all_tasks(app, routes: dict) -> None:
     app.conf.task_routes = routes
     app.amqp.flush_routes()
     app.amqp.__dict__.pop("router", None)
+
+
+@contextmanager
+def consuming_paused(worker: Worker, queue: str) -> Iterator[None]:
+    """Stop the worker taking messages from ``queue`` until the block ends (they wait in Redis),
+    so a test can see documents queued before they move on."""
+    from fca_site.celery import app
+
+    destination = [worker.nodename]
+    replies = app.control.cancel_consumer(queue, destination=destination, reply=True, timeout=5)
+    if not replies:
+        raise RuntimeError(f"worker {worker.nodename} did not stop consuming {queue}")
+    try:
+        yield
+    finally:
+        replies = app.control.add_consumer(queue, destination=destination, reply=True, timeout=5)
+        if not replies:
+            raise RuntimeError(f"worker {worker.nodename} did not resume consuming {queue}")

@@ -1,4 +1,4 @@
-"""Admin: staff only; the upload form takes several PDFs, rejects bad ones, writes nothing then."""
+"""Admin: staff only; the upload takes several PDFs and says per file what became of it."""
 
 from __future__ import annotations
 
@@ -41,7 +41,18 @@ def test_upload_creates_and_queues_several_documents(
     assert len(callbacks) == 2
 
 
-def test_uploading_present_bytes_is_reported_not_duplicated(
+def outcome_rows(response) -> dict[str, str]:
+    """The upload outcome table: file name -> the row's HTML."""
+    import re
+
+    html = response.content.decode()
+    rows = re.findall(
+        r'<tr class="fca-outcome[^"]*" data-fca-file="([^"]+)">(.*?)</tr>', html, re.S
+    )
+    return {name: row for name, row in rows}
+
+
+def test_uploading_present_bytes_is_reported_with_a_link_not_duplicated(
     staff_client, django_capture_on_commit_callbacks
 ):
     url = reverse("admin:documents_document_upload")
@@ -49,28 +60,57 @@ def test_uploading_present_bytes_is_reported_not_duplicated(
         staff_client.post(url, {"files": [pdf("a.pdf")]})
         response = staff_client.post(url, {"files": [pdf("a.pdf")]}, follow=True)
     assert Document.objects.count() == 1
-    assert "already present" in response.content.decode()
+    document = Document.objects.get()
+    row = outcome_rows(response)["a.pdf"]
+    assert "Already present" in row
+    assert reverse("admin:documents_document_change", args=[document.pk]) in row
 
 
-def test_a_non_pdf_in_the_upload_rejects_the_form_and_writes_nothing(staff_client, settings):
+def test_a_non_pdf_is_rejected_with_its_reason_and_the_good_file_still_queued(
+    staff_client, settings, django_capture_on_commit_callbacks
+):
     fake = SimpleUploadedFile("evil.pdf", b"MZ\x90\x00 an executable", "application/pdf")
-    response = staff_client.post(
-        reverse("admin:documents_document_upload"), {"files": [pdf("good.pdf"), fake]}
-    )
+    with django_capture_on_commit_callbacks() as callbacks:
+        response = staff_client.post(
+            reverse("admin:documents_document_upload"),
+            {"files": [pdf("good.pdf"), fake]},
+            follow=True,
+        )
     assert response.status_code == 200
-    assert "evil.pdf: The file is not a PDF" in response.content.decode()
-    assert Document.objects.count() == 0
-    assert not list(settings.MEDIA_ROOT.rglob("*.pdf"))
+    rows = outcome_rows(response)
+    assert "Rejected" in rows["evil.pdf"]
+    assert "The file is not a PDF" in rows["evil.pdf"]
+    assert "Queued" in rows["good.pdf"]
+    assert list(Document.objects.values_list("title", flat=True)) == ["good"]
+    assert len(callbacks) == 1
+    # Nothing of the rejected file was written: one stored PDF, the good one.
+    assert len(list(settings.MEDIA_ROOT.rglob("*.pdf"))) == 1
 
 
-def test_an_oversized_upload_is_rejected_with_a_form_error(staff_client, settings):
+def test_an_oversized_file_is_rejected_with_the_limit(staff_client, settings):
     settings.RAG_MAX_UPLOAD_BYTES = 100
     response = staff_client.post(
-        reverse("admin:documents_document_upload"), {"files": [pdf("big.pdf", b"x" * 500)]}
+        reverse("admin:documents_document_upload"),
+        {"files": [pdf("big.pdf", b"x" * 500)]},
+        follow=True,
     )
-    assert response.status_code == 200
-    assert "the limit is" in response.content.decode()
+    assert "the limit is" in outcome_rows(response)["big.pdf"]
     assert Document.objects.count() == 0
+
+
+def test_an_empty_file_is_rejected_as_empty(staff_client):
+    empty = SimpleUploadedFile("empty.pdf", b"", "application/pdf")
+    response = staff_client.post(
+        reverse("admin:documents_document_upload"), {"files": [empty]}, follow=True
+    )
+    assert "The file is empty" in outcome_rows(response)["empty.pdf"]
+    assert Document.objects.count() == 0
+
+
+def test_an_upload_without_files_is_a_form_error(staff_client):
+    response = staff_client.post(reverse("admin:documents_document_upload"), {})
+    assert response.status_code == 200
+    assert "Nothing was uploaded" in response.content.decode()
 
 
 def test_changelist_shows_status_and_the_upload_link(
@@ -99,6 +139,7 @@ def test_an_unreachable_broker_keeps_the_upload_and_says_what_happens(staff_clie
     )
     assert response.status_code == 200
     assert "cannot be reached" in response.content.decode()
+    assert "Queued" in outcome_rows(response)["a.pdf"]
     document = Document.objects.get()
     assert document.status == Document.Status.QUEUED
 
@@ -115,3 +156,38 @@ def test_stale_filter_lists_documents_embedded_by_another_model(staff_client, se
         reverse("admin:documents_document_changelist") + "?stale=yes"
     ).content.decode()
     assert old.title in html and "current model" not in html
+
+
+def test_the_same_bytes_twice_in_one_upload_are_one_document(
+    staff_client, django_capture_on_commit_callbacks
+):
+    body = b"%PDF-1.7\nsame bytes"
+    files = [
+        SimpleUploadedFile("first.pdf", body, "application/pdf"),
+        SimpleUploadedFile("copy.pdf", body, "application/pdf"),
+    ]
+    with django_capture_on_commit_callbacks() as callbacks:
+        response = staff_client.post(
+            reverse("admin:documents_document_upload"), {"files": files}, follow=True
+        )
+    rows = outcome_rows(response)
+    assert "Queued" in rows["first.pdf"] and "Same file twice" in rows["copy.pdf"]
+    assert Document.objects.count() == 1 and len(callbacks) == 1
+
+
+def test_the_upload_outcome_survives_a_reload_and_stays_in_its_session(
+    staff_client, django_user_model, django_capture_on_commit_callbacks
+):
+    from django.test import Client
+
+    with django_capture_on_commit_callbacks():
+        response = staff_client.post(
+            reverse("admin:documents_document_upload"), {"files": [pdf("a.pdf")]}
+        )
+    outcome_url = response["Location"]
+    assert "a.pdf" in outcome_rows(staff_client.get(outcome_url))
+    other = Client()
+    other.force_login(
+        django_user_model.objects.create_superuser("other", "o@example.com", "pw-other-1")
+    )
+    assert outcome_rows(other.get(outcome_url)) == {}

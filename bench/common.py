@@ -10,12 +10,18 @@ ROOT = Path(__file__).resolve().parent.parent
 CORPUS = ROOT.parent / "shared" / "corpus"
 
 
+uses_embedded_server = False
+"""Whether use_bench_database chose the embedded server (whose processes can be measured)."""
+
+
 def use_bench_database(name: str) -> None:
     """Point Django at database ``name`` (beside DATABASE_URL's, or on the embedded server)
     before settings are read, so a benchmark never touches the working data."""
     if str(ROOT) not in sys.path:
         sys.path.insert(0, str(ROOT))
+    global uses_embedded_server
     url = os.environ.get("DATABASE_URL")
+    uses_embedded_server = not url
     if url:
         base, _, _old = url.rpartition("/")
         os.environ["DATABASE_URL"] = f"{base}/{name}"

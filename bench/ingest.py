@@ -20,6 +20,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import io
+import os
 import sys
 import tempfile
 import threading
@@ -114,6 +115,36 @@ class PeakRss:
         self._thread.join()
 
 
+def cpu_seconds(root: Any) -> float:
+    """CPU seconds used so far by a process tree, children already reaped included."""
+    import psutil
+
+    total = 0.0
+    for process in [root, *root.children(recursive=True)]:
+        try:
+            times = process.cpu_times()
+        except psutil.NoSuchProcess:
+            continue
+        total += times.user + times.system + times.children_user + times.children_system
+    return total
+
+
+def database_server() -> Any:
+    """The embedded PostgreSQL's postmaster (None when DATABASE_URL names another server)."""
+    import psutil
+
+    from bench import common
+    from fca_site import embedded_db
+
+    if not common.uses_embedded_server:
+        return None
+    pid_file = embedded_db.default_data_dir() / "postmaster.pid"
+    try:
+        return psutil.Process(int(pid_file.read_text().split()[0]))
+    except (OSError, ValueError, psutil.NoSuchProcess):
+        return None
+
+
 def limits(inputs: list[tuple[str, bytes, int]]) -> dict[str, Any]:
     """Parse-only seconds; embedder-only seconds over the chunk texts for the default local
     runtime, the reference (torch, float32) and the other runtimes; and how well the default's
@@ -152,15 +183,18 @@ def limits(inputs: list[tuple[str, bytes, int]]) -> dict[str, Any]:
     for runtime in runtimes:
         embedder = get_embedder(dataclasses.replace(config.embedder, local_runtime=runtime))
         asyncio.run(embedder.embed(texts[:32]))  # warm: load the model
+        cpu_started = time.process_time()
         started = time.perf_counter()
         batch = config.embedder.batch_size
         out: list[list[float]] = []
         for start in range(0, len(texts), batch):
             out += asyncio.run(embedder.embed(texts[start : start + batch]))
         figures[f"embed_seconds[{runtime}]"] = time.perf_counter() - started
+        figures[f"embed_cpu[{runtime}]"] = time.process_time() - cpu_started
         vectors[runtime] = np.array(out)
     similarity = (vectors[default] * vectors["torch"]).sum(axis=1)
     figures["embed_seconds"] = figures[f"embed_seconds[{default}]"]
+    figures["embed_cpu"] = figures[f"embed_cpu[{default}]"]
     figures["reference_embed_seconds"] = figures["embed_seconds[torch]"]
     figures["cosine_mean"] = float(similarity.mean())
     figures["cosine_min"] = float(similarity.min())
@@ -212,8 +246,13 @@ def run_worker(
         else:
             services.document_ingest_enqueue(document_ids=[warm.pk])
             _wait_ready([warm.pk])
+        import psutil
+
+        worker_tree = psutil.Process(worker.process.pid)
+        server = database_server()
         with PeakRss(worker.process.pid) as memory:
             idle = memory.current()
+            cpu_before = cpu_seconds(worker_tree), cpu_seconds(server) if server else 0.0
             started = time.perf_counter()
             if seed:
                 results = [app.send_task("bench.seed_ingest", args=[i]) for i in ids]
@@ -224,10 +263,17 @@ def run_worker(
                 services.document_ingest_enqueue(document_ids=ids)
                 _wait_ready(ids)
             seconds = time.perf_counter() - started
+            cpu_after = cpu_seconds(worker_tree), cpu_seconds(server) if server else 0.0
         chunks = sum(Document.objects.filter(pk__in=ids).values_list("chunk_count", flat=True))
     finally:
         stop_worker(worker)
-    return {"seconds": seconds, "chunks": chunks, "peak_rss_mb": (memory.peak - idle) / 2**20}
+    return {
+        "seconds": seconds,
+        "chunks": chunks,
+        "peak_rss_mb": (memory.peak - idle) / 2**20,
+        "worker_cpu": cpu_after[0] - cpu_before[0],
+        "database_cpu": cpu_after[1] - cpu_before[1] if server else float("nan"),
+    }
 
 
 def _wait_ready(ids: list[int]) -> None:
@@ -329,6 +375,16 @@ def main() -> None:
         f"\n{default} vs torch reference: cosine mean {limit['cosine_mean']:.4f}"
         f" min {limit['cosine_min']:.4f} over {limit['chunks']} chunks\n"
     )
+    cores = len(os.sched_getaffinity(0))
+    out.write(f"\nCPU seconds ({cores} cores: at most {cores} per elapsed second)\n")
+    out.write(
+        f"  embed only ({default}): {limit['embed_cpu']:.1f} in {limit['embed_seconds']:.1f}\n"
+    )
+    for name, run in runs.items():
+        out.write(
+            f"  {name}: worker and its reader {run['worker_cpu']:.1f}, "
+            f"PostgreSQL {run['database_cpu']:.1f}, in {run['seconds']:.1f}\n"
+        )
     e2e = runs["project (conc 1)"]["seconds"]
     vs_seed = runs["seed (conc 1)"]["seconds"] / e2e if "seed (conc 1)" in runs else float("nan")
     out.write(

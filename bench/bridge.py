@@ -23,12 +23,17 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
-os.environ.setdefault("DJANGO_SETTINGS_MODULE", "fca_site.settings")
-os.environ.setdefault("DJANGO_LOG_LEVEL", "WARNING")
+
+from bench.common import use_bench_database  # noqa: E402
+
+# A database of its own, migrated here: never the working data, and ready on a new machine.
+use_bench_database("fca_bench_bridge")
 
 import django  # noqa: E402
+from django.core.management import call_command  # noqa: E402
 
 django.setup()
+call_command("migrate", verbosity=0)
 
 from sqlalchemy import event  # noqa: E402
 from sqlalchemy.pool import Pool  # noqa: E402

@@ -13,6 +13,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
+from typing import NamedTuple
 
 from rag.parsing import Page
 from rag.tokens import Tokenizer
@@ -33,13 +34,13 @@ class Chunk:
     token_count: int
 
 
-@dataclass(frozen=True)
-class _Unit:
+class _Unit(NamedTuple):
     page: int
     start: int
     end: int
     tokens: int
     sentence_end: bool
+    piece: bool
 
 
 class Chunker:
@@ -63,14 +64,9 @@ class Chunker:
         self._page_texts[page.number] = page.text
         # A single "word" (a long URL, a run of symbols) may exceed a chunk: cut it into pieces.
         max_word = max(1, self.chunk_tokens // 2)
-        for word in self._tokenizer.words(page.text, max_word):
-            unit = _Unit(
-                page=page.number,
-                start=word.start,
-                end=word.end,
-                tokens=word.tokens,
-                sentence_end=page.text[word.end - 1 : word.end] in _SENTENCE_END,
-            )
+        text, number = page.text, page.number
+        for start, end, tokens, piece in self._tokenizer.words(text, max_word):
+            unit = _Unit(number, start, end, tokens, text[end - 1 : end] in _SENTENCE_END, piece)
             while self._units and self._unit_tokens + unit.tokens > self.chunk_tokens:
                 yield self._emit()
             self._units.append(unit)
@@ -139,6 +135,10 @@ class Chunker:
     def _make_chunk(self, units: list[_Unit]) -> tuple[Chunk, int]:
         """The chunk made of (a prefix of) ``units``, and how many units it used."""
         text = self._text_of(units)
+        # Whole words cost the same joined as apart (the tokenizer splits text at the same
+        # places), so their sum is the count; only a word cut into pieces needs counting anew.
+        if not any(unit.piece for unit in units):
+            return self._new_chunk(units, text, sum(unit.tokens for unit in units)), len(units)
         token_count = self._tokenizer.count(text)
         # Word-by-word counts can differ from counting the joined text by a token where a long
         # word was cut into pieces; drop words from the end until the real count fits.
@@ -146,6 +146,9 @@ class Chunker:
             units = units[:-1]
             text = self._text_of(units)
             token_count = self._tokenizer.count(text)
+        return self._new_chunk(units, text, token_count), len(units)
+
+    def _new_chunk(self, units: list[_Unit], text: str, token_count: int) -> Chunk:
         chunk = Chunk(
             ordinal=self._ordinal,
             page_start=units[0].page,
@@ -154,7 +157,7 @@ class Chunker:
             token_count=token_count,
         )
         self._ordinal += 1
-        return chunk, len(units)
+        return chunk
 
     def _text_of(self, units: list[_Unit]) -> str:
         parts: list[str] = []

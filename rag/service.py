@@ -6,9 +6,10 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections.abc import Sequence
+from collections import deque
+from collections.abc import Awaitable, Sequence
 from dataclasses import asdict, dataclass, field
-from typing import Any, BinaryIO
+from typing import Any, BinaryIO, TypeVar
 
 from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
@@ -21,6 +22,8 @@ from rag.errors import TransientIngestError
 from rag.parsing import Page, PdfDocument
 
 logger = logging.getLogger(__name__)
+
+T = TypeVar("T")
 
 
 @dataclass
@@ -61,6 +64,8 @@ PAGES_AHEAD = 8
 # Documents of at least this many pages are read in a child process (rag.page_reader), which
 # costs about 0.15 s to start but leaves the GIL to the embedder; shorter ones in a thread.
 READ_IN_PROCESS_MIN_PAGES = 20
+# Embedding calls kept in flight by one ingestion (see RAGService._pipeline).
+EMBED_CALLS_IN_FLIGHT = 2
 # Seconds between progress updates of one ingestion (each is a small UPDATE of its own).
 PROGRESS_EVERY_SECONDS = 1.0
 # Weight, in hybrid fusion, of full-text hits that contain every word of the query.
@@ -90,6 +95,37 @@ class _Progress:
         )
 
 
+def _end_queue_now(queue: asyncio.Queue[Any]) -> None:
+    """Put the end marker (None) without waiting, for a producer that is failing or cancelled.
+
+    The consumer may be gone, so never wait for room; make room instead, so that a consumer
+    still reading sees the end rather than waiting forever.
+    """
+    while queue.full():
+        queue.get_nowait()
+    queue.put_nowait(None)
+
+
+class _BusyClock:
+    """Wall-clock seconds during which at least one tracked call was running."""
+
+    def __init__(self) -> None:
+        self.seconds = 0.0
+        self._running = 0
+        self._since = 0.0
+
+    async def track(self, call: Awaitable[T]) -> T:
+        if not self._running:
+            self._since = time.perf_counter()
+        self._running += 1
+        try:
+            return await call
+        finally:
+            self._running -= 1
+            if not self._running:
+                self.seconds += time.perf_counter() - self._since
+
+
 class RAGService:
     """The async service; one per event loop (it shares that loop's engine)."""
 
@@ -101,10 +137,11 @@ class RAGService:
     async def ingest_pdf(self, *, document_id: int, stream: BinaryIO) -> IngestResult:
         """Read, chunk and embed the PDF in ``stream``; replace the document's chunks.
 
-        The stages overlap: a thread reads the next pages while the model embeds the current
-        batch in another, and the previous batch is written meanwhile, inside the transaction
-        that swaps the old chunks for the new ones. Only a few pages and one batch are held at
-        a time, whatever the length of the document.
+        The stages overlap: a child process (or, for short documents, a thread) reads the next
+        pages and the loop chunks them while the model embeds the current batches in its
+        threads, and the previous batch is written meanwhile, inside the transaction that swaps
+        the old chunks for the new ones. Only a few pages and batches are held at a time,
+        whatever the length of the document.
 
         Raises a :class:`~rag.errors.PermanentIngestError` subclass for bad input (the
         transaction rolls back: the previous chunks stay) and
@@ -174,29 +211,29 @@ class RAGService:
         watch: _Stopwatch,
         progress: _Progress,
     ) -> int:
-        """Parse (process or thread) -> chunk -> embed (threads) -> write (loop), overlapped;
-        return the number of chunks written."""
-        pages: asyncio.Queue[Page | None] = asyncio.Queue(maxsize=PAGES_AHEAD)
-        reader = asyncio.create_task(self._read_pages(pdf, data, pages, watch))
-        writing: asyncio.Task[None] | None = None
-        chunker = Chunker(
-            self.embedder.tokenizer,
-            chunk_tokens=self.config.chunk_tokens,
-            overlap_tokens=self.config.chunk_overlap_tokens,
-        )
-        batch_size = max(1, self.config.embedder.batch_size)
-        pending: list[Chunk] = []
-        written = 0
+        """Parse (process or thread) -> chunk (loop) -> embed (threads) -> write (loop), all
+        overlapped; return the number of chunks written.
 
-        async def embed_and_write(batch: list[Chunk]) -> None:
+        Two embedding calls are kept in flight, so the embedder's threads find the next batch
+        queued when they finish one, while the loop chunks the batch after it and writes the
+        one before. ``embed`` is the time the embedder was busy, ``wait`` the time it was not.
+        """
+        pages: asyncio.Queue[Page | None] = asyncio.Queue(maxsize=PAGES_AHEAD)
+        batches: asyncio.Queue[list[Chunk] | None] = asyncio.Queue(maxsize=1)
+        reader = asyncio.create_task(self._read_pages(pdf, data, pages, watch))
+        chunking = asyncio.create_task(self._chunk_batches(pages, batches, watch))
+        busy = _BusyClock()
+        in_flight: deque[tuple[list[Chunk], asyncio.Task[list[list[float]]]]] = deque()
+        writing: asyncio.Task[None] | None = None
+        written = 0
+        started = time.perf_counter()
+
+        async def write_oldest() -> None:
             nonlocal writing, written
-            started = time.perf_counter()
-            vectors = await self.embedder.embed([chunk.text for chunk in batch])
-            watch.add("embed", started)
+            batch, embedding = in_flight.popleft()
+            vectors = await embedding
             if writing is not None:
-                started = time.perf_counter()
                 await writing  # one write in flight: the connection serves one statement
-                watch.add("wait", started)
             rows = [
                 store.EmbeddedChunk(chunk=chunk, embedding=vector)
                 for chunk, vector in zip(batch, vectors, strict=True)
@@ -207,31 +244,59 @@ class RAGService:
             await progress.maybe_publish(batch[-1].page_end - 1)
 
         try:
-            while True:
-                started = time.perf_counter()
-                page = await pages.get()
-                watch.add("wait", started)
-                if page is None:
-                    break
-                started = time.perf_counter()
-                pending.extend(chunker.add_page(page))
-                watch.add("chunk", started)
-                while len(pending) >= batch_size:
-                    await embed_and_write(pending[:batch_size])
-                    del pending[:batch_size]
-            pending.extend(chunker.finish())
-            for start in range(0, len(pending), batch_size):
-                await embed_and_write(pending[start : start + batch_size])
+            while (batch := await batches.get()) is not None:
+                texts = [chunk.text for chunk in batch]
+                in_flight.append(
+                    (batch, asyncio.create_task(busy.track(self.embedder.embed(texts))))
+                )
+                if len(in_flight) >= EMBED_CALLS_IN_FLIGHT:
+                    await write_oldest()
+            while in_flight:
+                await write_oldest()
             if writing is not None:
                 await writing
+            await chunking
             await reader  # re-raise anything unexpected from the reading thread
         finally:
-            for task in (reader, writing):
+            tasks = [reader, chunking, writing, *(task for _, task in in_flight)]
+            for task in tasks:
                 if task is not None and not task.done():
                     task.cancel()
                     with contextlib.suppress(asyncio.CancelledError):
                         await task
+        watch.add_seconds("embed", busy.seconds)
+        watch.add_seconds("wait", time.perf_counter() - started - busy.seconds)
         return written
+
+    async def _chunk_batches(
+        self,
+        pages: asyncio.Queue[Page | None],
+        batches: asyncio.Queue[list[Chunk] | None],
+        watch: _Stopwatch,
+    ) -> None:
+        """Chunk pages as they come; hand over batches of the embedder's batch size; None last."""
+        chunker = Chunker(
+            self.embedder.tokenizer,
+            chunk_tokens=self.config.chunk_tokens,
+            overlap_tokens=self.config.chunk_overlap_tokens,
+        )
+        batch_size = max(1, self.config.embedder.batch_size)
+        pending: list[Chunk] = []
+        try:
+            while (page := await pages.get()) is not None:
+                started = time.perf_counter()
+                pending.extend(chunker.add_page(page))
+                watch.add("chunk", started)
+                while len(pending) >= batch_size:
+                    await batches.put(pending[:batch_size])
+                    del pending[:batch_size]
+            pending.extend(chunker.finish())
+            for start in range(0, len(pending), batch_size):
+                await batches.put(pending[start : start + batch_size])
+        except BaseException:
+            _end_queue_now(batches)
+            raise
+        await batches.put(None)
 
     async def _read_pages(
         self,
@@ -260,11 +325,7 @@ class RAGService:
                     watch.add("parse", started)
                     await pages.put(page)
         except BaseException:
-            # Failing or cancelled: the consumer may be gone, so never wait for room; make
-            # room instead, so a consumer still reading sees the end rather than waiting forever.
-            while pages.full():
-                pages.get_nowait()
-            pages.put_nowait(None)
+            _end_queue_now(pages)
             raise
         await pages.put(None)
 

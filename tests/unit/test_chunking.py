@@ -66,6 +66,19 @@ def test_a_word_longer_than_a_chunk_is_cut_not_dropped(wordpiece):
     )
 
 
+def test_words_cut_into_pieces_are_counted_as_the_model_sees_them(wordpiece):
+    long_word = "pneumonoultramicroscopicsilicovolcanoconiosis"  # about 15 WordPiece tokens
+    text = "Intro. " + " ".join([long_word] * 6) + " outro."
+    assert any(word.piece for word in wordpiece.words(text, 8))
+
+    chunks = list(chunk_pages([Page(1, text)], wordpiece, chunk_tokens=16, overlap_tokens=4))
+
+    assert len(chunks) > 6
+    for chunk in chunks:
+        assert wordpiece.count(chunk.text) == chunk.token_count <= wordpiece.max_tokens
+    assert "".join(c.text for c in chunks).count("pneumono") >= 6
+
+
 def test_chunk_size_is_capped_at_the_model_input_limit(wordpiece):
     chunker = Chunker(wordpiece, chunk_tokens=10_000, overlap_tokens=50)
     assert chunker.chunk_tokens == wordpiece.max_tokens == 254

@@ -140,6 +140,23 @@ def test_auto_runtime_follows_the_cpu(monkeypatch, amx, expected):
     assert embedding.resolve_local_runtime("torch") == "torch"
 
 
+@pytest.mark.parametrize(
+    ("flags", "native"),
+    [
+        ("fpu sse2 avx2 avx512f amx_bf16 amx_tile", True),  # Intel Sapphire Rapids
+        ("fpu sse2 avx2 avx512f avx512_bf16 avx512_vnni", True),  # AMD Zen 4
+        ("fpu sse2 avx2 avx512f avx512_vnni", False),  # AVX-512 without bfloat16
+        ("fpu sse2 avx2", False),
+    ],
+)
+def test_bfloat16_hardware_is_read_from_the_cpu_flags(flags, native):
+    from rag.embedding import cpu_computes_bfloat16
+
+    cpuinfo = f"processor\t: 0\nmodel name\t: Some CPU\nflags\t\t: {flags}\n"
+    assert cpu_computes_bfloat16(cpuinfo) is native
+    assert cpu_computes_bfloat16("no flags line") is False
+
+
 def test_an_unknown_runtime_is_refused_with_the_choices():
     with pytest.raises(ValueError, match="auto, torch, torch-bf16, onnx"):
         get_embedder(EmbedderConfig(kind="local", local_runtime="gpu"))
@@ -172,6 +189,40 @@ def test_lanes_return_vectors_in_input_order(reference_chunks):
     together = np.array(asyncio.run(lanes.embed(texts)))
     alone = np.array([asyncio.run(lanes.embed([text]))[0] for text in texts])
     assert ((together * alone).sum(axis=1) > 0.999).all()
+
+
+def test_calls_in_flight_share_the_lanes_and_keep_their_own_order(reference_chunks):
+    import numpy as np
+
+    lanes = get_embedder(EmbedderConfig(kind="local", local_runtime="torch-bf16", torch_threads=2))
+    texts = reference_chunks[:12]
+
+    async def two_calls_at_once():
+        return await asyncio.gather(lanes.embed(texts[:6]), lanes.embed(texts[6:]))
+
+    first, second = asyncio.run(two_calls_at_once())
+    alone = np.array(asyncio.run(lanes.embed(texts)))
+    assert ((np.array(first + second) * alone).sum(axis=1) > 0.999).all()
+    pool = lanes._lane_pool()
+    assert pool._max_workers == lanes.lanes == 2
+    assert lanes._lane_pool() is pool  # one pool per process, shared by every call
+
+
+def test_a_forked_child_gets_lanes_of_its_own(reference_chunks):
+    import multiprocessing
+
+    lanes = get_embedder(EmbedderConfig(kind="local", local_runtime="torch-bf16", torch_threads=2))
+    asyncio.run(lanes.embed(reference_chunks[:2]))  # the parent's pool threads exist now
+    context = multiprocessing.get_context("fork")
+    with context.Pool(1) as pool:
+        # The parent's threads do not survive a fork: a child reusing its pool would hang.
+        vectors = pool.apply_async(_embed_in_child, (reference_chunks[:2],)).get(timeout=120)
+    assert len(vectors) == 2 and all(len(v) == 384 for v in vectors)
+
+
+def _embed_in_child(texts: list[str]) -> list[list[float]]:
+    lanes = get_embedder(EmbedderConfig(kind="local", local_runtime="torch-bf16", torch_threads=2))
+    return asyncio.run(lanes.embed(texts))
 
 
 def test_freed_batch_memory_can_be_handed_back_on_glibc():

@@ -179,6 +179,53 @@ def test_a_failure_after_batches_were_written_rolls_back_to_the_previous_chunks(
     assert (chunk_state(document), document.chunk_count) == before
 
 
+class Recording:
+    """Wraps an embedder; records how many calls run at once and the texts in finishing order."""
+
+    def __init__(self, inner) -> None:
+        self.inner = inner
+        self.name, self.dimensions, self.tokenizer = inner.name, inner.dimensions, inner.tokenizer
+        self.running = self.most_running = 0
+        self.finished: list[str] = []
+
+    async def embed(self, texts):
+        self.running += 1
+        self.most_running = max(self.most_running, self.running)
+        try:
+            await asyncio.sleep(0.005)  # time for the pipeline to start the next call
+            vectors = await self.inner.embed(texts)
+            self.finished += texts
+            return vectors
+        finally:
+            self.running -= 1
+
+
+def test_the_embedder_is_kept_fed_with_calls_in_flight_and_chunks_land_in_order(rag_bridge, corpus):
+    from rag.embedding import get_embedder
+    from rag.service import EMBED_CALLS_IN_FLIGHT, RAGService, engine_for
+
+    config = rag_config()
+    config = dataclasses.replace(
+        config, embedder=dataclasses.replace(config.embedder, batch_size=4)
+    )
+    recording = Recording(get_embedder(config.embedder))
+    document = make_document()
+    data = corpus["text-openoffice-55pages.pdf"].path.read_bytes()
+
+    async def run():
+        service = RAGService(config, engine=engine_for(config), embedder=recording)
+        return await service.ingest_pdf(document_id=document.pk, stream=io.BytesIO(data))
+
+    result = rag_bridge.run(run())
+
+    assert recording.most_running == EMBED_CALLS_IN_FLIGHT == 2
+    stored = chunk_state(document)
+    assert [ordinal for _, ordinal, _, _ in stored] == list(range(result.chunks))
+    assert [text for _, _, _, text in stored] == recording.finished
+    total = result.seconds["total"]
+    assert 0 < result.seconds["embed"] < total and 0 <= result.seconds["wait"] < total
+
+
 def test_stage_timings_include_waiting(rag_bridge, corpus):
     document = make_document()
     result = ingest(

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import os
 import time
+from functools import lru_cache
+from typing import Any
 
 from sqlalchemy import delete, insert, update
 
@@ -12,14 +15,26 @@ from documents.models import Document
 from rag import store
 from rag.chunking import chunk_pages
 from rag.config import EmbedderConfig
-from rag.embedding import get_embedder
+from rag.embedding import default_model_path, get_embedder
 from rag.parsing import PdfDocument
+
+
+@lru_cache(maxsize=1)
+def _stock_model() -> Any:
+    """sentence-transformers as it comes (torch, float32, its own threads), once per process."""
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    from sentence_transformers import SentenceTransformer
+
+    return SentenceTransformer(str(default_model_path()), device="cpu")
 
 
 async def _ingest(document_id: int, path: str) -> int:
     config = rag_config()
     engine = store.create_engine(config.database_url, pool_size=1)  # a new engine per task
+    # The project's embedder only for its tokenizer and name (the same chunks); vectors come from
+    # the stock model, called on the loop as the seed does, without this project's threads.
     embedder = get_embedder(EmbedderConfig(kind="local", local_runtime="torch"))
+    model = _stock_model()
     try:
         with open(path, "rb") as fh:
             pdf = PdfDocument(fh, max_pages=config.max_pages)
@@ -36,7 +51,7 @@ async def _ingest(document_id: int, path: str) -> int:
                 delete(store.ChunkRow).where(store.ChunkRow.document_id == document_id)
             )
             for chunk in chunks:  # one embedding call and one INSERT per chunk
-                (vector,) = await embedder.embed([chunk.text])
+                vector = model.encode(chunk.text, normalize_embeddings=True).tolist()
                 await conn.execute(
                     insert(store.ChunkRow).values(
                         document_id=document_id,

@@ -19,8 +19,8 @@ class EmbedderConfig:
     """Threads the model may use per process (torch or onnxruntime); 0 keeps the default."""
     local_runtime: str = "auto"
     """``torch`` (sentence-transformers, float32: the reference), ``torch-bf16`` (the same in
-    bfloat16, for CPUs with AMX), ``onnx`` (exported once, run by onnxruntime) or ``auto`` (the
-    fastest of those for this CPU)."""
+    bfloat16, for CPUs with AMX or AVX-512 BF16), ``onnx`` (exported once, run by onnxruntime)
+    or ``auto`` (the fastest of those for this CPU)."""
     onnx_cache_dir: str = ""
     """Where the exported ONNX model is kept; empty means beside the model."""
     openai_base_url: str = ""

@@ -180,22 +180,27 @@ def test_a_failure_after_batches_were_written_rolls_back_to_the_previous_chunks(
 
 
 class Recording:
-    """Wraps an embedder; records how many calls run at once and the texts in finishing order."""
+    """Wraps an embedder; records the texts of each call in the order the calls were made, and
+    holds the first call until a second one has started (or fails it after a while)."""
 
     def __init__(self, inner) -> None:
         self.inner = inner
         self.name, self.dimensions, self.tokenizer = inner.name, inner.dimensions, inner.tokenizer
         self.running = self.most_running = 0
-        self.finished: list[str] = []
+        self.submitted: list[str] = []
+        self._second_started = asyncio.Event()
 
     async def embed(self, texts):
+        first = not self.submitted
+        self.submitted += texts
         self.running += 1
         self.most_running = max(self.most_running, self.running)
+        if self.running > 1:
+            self._second_started.set()
         try:
-            await asyncio.sleep(0.005)  # time for the pipeline to start the next call
-            vectors = await self.inner.embed(texts)
-            self.finished += texts
-            return vectors
+            if first:  # the pipeline must start the next call without waiting for this one
+                await asyncio.wait_for(self._second_started.wait(), timeout=30)
+            return await self.inner.embed(texts)
         finally:
             self.running -= 1
 
@@ -221,7 +226,7 @@ def test_the_embedder_is_kept_fed_with_calls_in_flight_and_chunks_land_in_order(
     assert recording.most_running == EMBED_CALLS_IN_FLIGHT == 2
     stored = chunk_state(document)
     assert [ordinal for _, ordinal, _, _ in stored] == list(range(result.chunks))
-    assert [text for _, _, _, text in stored] == recording.finished
+    assert [text for _, _, _, text in stored] == recording.submitted
     total = result.seconds["total"]
     assert 0 < result.seconds["embed"] < total and 0 <= result.seconds["wait"] < total
 

@@ -165,7 +165,8 @@ LOGGING = {
 # https://docs.celeryq.dev/en/stable/userguide/configuration.html
 CELERY_BROKER_URL = os.environ.get("CELERY_BROKER_URL", "redis://localhost:6379/0")
 # https://django-celery-results.readthedocs.io/en/latest/getting_started.html
-CELERY_RESULT_BACKEND = "django-db"
+# Its "django-db" backend, storing STARTED and RETRY best-effort (see fca_site.results_backend).
+CELERY_RESULT_BACKEND = "fca_site.results_backend:DatabaseBackend"
 # Without extended results TaskResult has no task name or arguments.
 CELERY_RESULT_EXTENDED = True
 # Without it there is no STARTED state (and no start time) in TaskResult.

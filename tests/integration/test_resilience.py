@@ -21,11 +21,12 @@ from documents import services
 from documents.models import Document
 from documents.tasks import ingest_pdf_task
 from fca_site import embedded_db
+from fca_site.celery import app
 from rag.chunking import chunk_pages
 from rag.config import EmbedderConfig
 from rag.embedding import HashEmbedder
 from rag.parsing import PdfDocument
-from tests import pdf_factory
+from tests import pdf_factory, workers
 from tests.conftest import TEST_BROKER_URL, TEST_QUEUE
 from tests.integration.conftest import private_worker
 
@@ -133,6 +134,32 @@ def test_a_database_restart_during_ingestion_is_retried_and_nothing_is_duplicate
         finally:
             embedded_db.ensure_running()
         (document,) = wait_for_documents([document_id], timeout=180)
+
+    assert_one_clean_set(document, expected_chunk_count(path))
+
+
+@pytest.mark.skipif(
+    not settings.EMBEDDED_DEVELOPMENT, reason="stops and restarts the embedded PostgreSQL"
+)
+def test_a_task_taken_while_the_database_is_down_is_retried_not_lost(
+    tmp_path, corpus, wait_for_documents
+):
+    # Celery stores the STARTED state in the database before the task body runs; with the
+    # database down that store must not end the task before its own retry policy can act.
+    path = corpus["text-pdflatex-4pages.pdf"].path
+    retry_fast = {"RAG_RETRY_BASE_SECONDS": "4", "RAG_RETRY_MAX_SECONDS": "8"}
+    with private_worker(tmp_path, concurrency=1, extra_env=retry_fast) as worker:
+        queue = app.conf.task_routes["*"]["queue"]  # the private worker's own
+        with workers.consuming_paused(worker, queue):
+            document_id = add_document(path)
+            connection.close()
+            assert embedded_db.stop()
+        try:
+            wait_for_log(worker, f"ingestion retry document_id={document_id}")
+            assert "result state=STARTED not stored" in worker.log()
+        finally:
+            embedded_db.ensure_running()
+        (document,) = wait_for_documents([document_id], timeout=120)
 
     assert_one_clean_set(document, expected_chunk_count(path))
 

@@ -171,6 +171,9 @@ class LocalEmbedder:
         self._lock = threading.Lock()
         self._pool: ThreadPoolExecutor | None = None
         self._pool_pid = 0
+        # Not self._lock: a lane loading the model holds that for seconds, and the event loop
+        # asks for the pool on every call.
+        self._pool_lock = threading.Lock()
 
     def _load(self) -> Any:
         with self._lock:
@@ -201,7 +204,7 @@ class LocalEmbedder:
 
     def _lane_pool(self) -> ThreadPoolExecutor:
         """The lanes' threads; a forked child (prefork worker) starts its own."""
-        with self._lock:
+        with self._pool_lock:
             if self._pool is None or self._pool_pid != os.getpid():
                 self._pool = ThreadPoolExecutor(self.lanes, thread_name_prefix="embed-lane")
                 self._pool_pid = os.getpid()

@@ -208,6 +208,18 @@ def test_calls_in_flight_share_the_lanes_and_keep_their_own_order(reference_chun
     assert lanes._lane_pool() is pool  # one pool per process, shared by every call
 
 
+def test_the_pool_is_handed_out_while_a_lane_loads_the_model():
+    import threading
+
+    lanes = LocalEmbedder(EmbedderConfig(kind="local", local_runtime="torch-bf16"), lanes=True)
+    got = []
+    with lanes._lock:  # what a lane holds while it loads the model (seconds)
+        asker = threading.Thread(target=lambda: got.append(lanes._lane_pool()))
+        asker.start()
+        asker.join(timeout=5)  # the event loop asks for the pool on every call
+        assert got, "the event loop would wait for the model to load"
+
+
 def test_a_forked_child_gets_lanes_of_its_own(reference_chunks):
     import multiprocessing
 

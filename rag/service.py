@@ -3,11 +3,10 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import time
 from collections import deque
-from collections.abc import Awaitable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any, BinaryIO, TypeVar
 
@@ -114,12 +113,14 @@ class _BusyClock:
         self._running = 0
         self._since = 0.0
 
-    async def track(self, call: Awaitable[T]) -> T:
+    async def track(self, call: Callable[..., Awaitable[T]], *args: Any) -> T:
+        """``await call(*args)``, counted as busy time. Made here, not by the caller, so a task
+        cancelled before it starts leaves no coroutine that was never awaited."""
         if not self._running:
             self._since = time.perf_counter()
         self._running += 1
         try:
-            return await call
+            return await call(*args)
         finally:
             self._running -= 1
             if not self._running:
@@ -247,7 +248,7 @@ class RAGService:
             while (batch := await batches.get()) is not None:
                 texts = [chunk.text for chunk in batch]
                 in_flight.append(
-                    (batch, asyncio.create_task(busy.track(self.embedder.embed(texts))))
+                    (batch, asyncio.create_task(busy.track(self.embedder.embed, texts)))
                 )
                 if len(in_flight) >= EMBED_CALLS_IN_FLIGHT:
                     await write_oldest()
@@ -258,12 +259,16 @@ class RAGService:
             await chunking
             await reader  # re-raise anything unexpected from the reading thread
         finally:
-            tasks = [reader, chunking, writing, *(task for _, task in in_flight)]
+            tasks = [
+                task
+                for task in (reader, chunking, writing, *(task for _, task in in_flight))
+                if task is not None
+            ]
             for task in tasks:
-                if task is not None and not task.done():
-                    task.cancel()
-                    with contextlib.suppress(asyncio.CancelledError):
-                        await task
+                task.cancel()  # no-op for those already done
+            # Let them end (the reader kills its child) and collect what they raised: the error
+            # that ends the pipeline is the one propagating here, theirs only follow from it.
+            await asyncio.gather(*tasks, return_exceptions=True)
         watch.add_seconds("embed", busy.seconds)
         watch.add_seconds("wait", time.perf_counter() - started - busy.seconds)
         return written

@@ -231,8 +231,9 @@ class RAGService:
 
         async def write_oldest() -> None:
             nonlocal writing, written
-            batch, embedding = in_flight.popleft()
+            batch, embedding = in_flight[0]
             vectors = await embedding
+            in_flight.popleft()  # only now: until it is done, the clean-up below must see it
             if writing is not None:
                 await writing  # one write in flight: the connection serves one statement
             rows = [

@@ -32,7 +32,9 @@ class Tokenizer(Protocol):
     """Content tokens one model input may hold (special tokens already subtracted)."""
 
     def words(self, text: str, max_word_tokens: int) -> list[Word]:
-        """Split ``text`` into words; a word longer than ``max_word_tokens`` is cut into pieces."""
+        """Split ``text`` into words; a word longer than ``max_word_tokens`` is cut into pieces
+        (marked ``piece``). Any run of whole words, joined as in ``text`` or by whitespace, must
+        count (:meth:`count`) as the sum of their tokens: the chunker relies on it."""
         ...
 
     def count(self, text: str) -> int:

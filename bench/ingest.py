@@ -279,11 +279,12 @@ def run_worker(
         worker_tree = psutil.Process(worker.process.pid)
         server = database_server()
         passes: list[float] = []
+        worker_cpu = database_cpu = 0.0
         with PeakRss(worker.process.pid) as memory:
             idle = memory.current()
-            cpu_before = cpu_seconds(worker_tree), cpu_seconds(server) if server else 0.0
             for _ in range(repeat):
                 Chunk.objects.filter(document_id__in=ids).delete()  # every pass starts alike
+                cpu_before = cpu_seconds(worker_tree), cpu_seconds(server) if server else 0.0
                 started = time.perf_counter()
                 if seed:
                     results = [app.send_task("bench.seed_ingest", args=[i]) for i in ids]
@@ -294,7 +295,8 @@ def run_worker(
                     services.document_ingest_enqueue(document_ids=ids)
                     _wait_ready(ids)
                 passes.append(time.perf_counter() - started)
-            cpu_after = cpu_seconds(worker_tree), cpu_seconds(server) if server else 0.0
+                worker_cpu += cpu_seconds(worker_tree) - cpu_before[0]
+                database_cpu += cpu_seconds(server) - cpu_before[1] if server else 0.0
         seconds = statistics.median(passes)
         chunks = sum(Document.objects.filter(pk__in=ids).values_list("chunk_count", flat=True))
     finally:
@@ -304,8 +306,8 @@ def run_worker(
         "chunks": chunks,
         "peak_rss_mb": (memory.peak - idle) / 2**20,
         # CPU seconds of one pass (the average over the passes).
-        "worker_cpu": (cpu_after[0] - cpu_before[0]) / repeat,
-        "database_cpu": (cpu_after[1] - cpu_before[1]) / repeat if server else float("nan"),
+        "worker_cpu": worker_cpu / repeat,
+        "database_cpu": database_cpu / repeat if server else float("nan"),
     }
 
 

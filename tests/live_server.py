@@ -3,32 +3,24 @@ on the test database, for the browser tests."""
 
 from __future__ import annotations
 
-import signal
 import socket
-import subprocess
 import sys
-import time
 import urllib.error
 import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
 
-from tests.workers import ROOT, project_env
+from tests.workers import ProjectProcess, project_env, spawn, stop_process_group, wait_until_ready
 
 SERVER_START_TIMEOUT = 60.0
 SERVER_STOP_TIMEOUT = 10.0
 
 
 @dataclass
-class LiveServer:
+class LiveServer(ProjectProcess):
     """A running web server subprocess, its address and where its log goes."""
 
-    process: subprocess.Popen
     url: str
-    log_path: Path
-
-    def log(self) -> str:
-        return self.log_path.read_text(errors="replace")
 
 
 def free_port() -> int:
@@ -61,28 +53,20 @@ def start_server(
     )
     log_path = log_dir / f"runserver-{port}.log"
     command = [sys.executable, "manage.py", "runserver", "--noreload", f"127.0.0.1:{port}"]
-    with log_path.open("wb") as log:
-        process = subprocess.Popen(
-            command, cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
-        )
-    server = LiveServer(process=process, url=url, log_path=log_path)
-    deadline = time.monotonic() + SERVER_START_TIMEOUT
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            raise RuntimeError(f"runserver exited with {process.returncode}:\n{server.log()}")
-        if _answers(f"{url}/admin/login/"):
-            return server
-        time.sleep(0.3)
-    stop_server(server)
-    raise RuntimeError(f"runserver did not answer within {SERVER_START_TIMEOUT}s:\n{server.log()}")
+    server = LiveServer(
+        process=spawn(command, env=env, log_path=log_path), log_path=log_path, url=url
+    )
+    wait_until_ready(
+        server,
+        lambda: _answers(f"{url}/admin/login/"),
+        what="runserver",
+        timeout=SERVER_START_TIMEOUT,
+        poll_every=0.3,
+        stop_timeout=SERVER_STOP_TIMEOUT,
+    )
+    return server
 
 
 def stop_server(server: LiveServer) -> None:
     """SIGTERM, then SIGKILL if it lingers."""
-    if server.process.poll() is None:
-        server.process.send_signal(signal.SIGTERM)
-        try:
-            server.process.wait(SERVER_STOP_TIMEOUT)
-        except subprocess.TimeoutExpired:
-            server.process.kill()
-            server.process.wait(5)
+    stop_process_group(server, timeout=SERVER_STOP_TIMEOUT)

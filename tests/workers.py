@@ -1,4 +1,5 @@
-"""Start and stop real Celery worker subprocesses (used by the tests and by bench/)."""
+"""Start and stop real Celery worker subprocesses (used by the tests and by bench/), and what
+every project subprocess of the tests shares: spawning with a log, waiting until ready, stopping."""
 
 from __future__ import annotations
 
@@ -8,7 +9,7 @@ import subprocess
 import sys
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -53,15 +54,69 @@ def project_env(*, broker_url: str, queue: str, extra_env: dict | None = None) -
 
 
 @dataclass
-class Worker:
-    """A running worker subprocess and where its log goes."""
+class ProjectProcess:
+    """A running project subprocess (worker, web server), in a session of its own, and the log
+    file that takes its output."""
 
     process: subprocess.Popen
-    nodename: str
     log_path: Path
 
     def log(self) -> str:
         return self.log_path.read_text(errors="replace")
+
+
+def spawn(command: list[str], *, env: dict[str, str], log_path: Path) -> subprocess.Popen:
+    """Start ``command`` in the project folder, in a new session (so its whole process group can
+    be killed), its output going to ``log_path``."""
+    with log_path.open("wb") as log:
+        return subprocess.Popen(
+            command, cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
+        )
+
+
+def wait_until_ready(
+    running: ProjectProcess,
+    ready: Callable[[], bool],
+    *,
+    what: str,
+    timeout: float,
+    poll_every: float,
+    stop_timeout: float,
+) -> None:
+    """Return once ``ready()``; fail with the log if the process exits or ``timeout`` passes
+    (stopping it first)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if running.process.poll() is not None:
+            raise RuntimeError(f"{what} exited with {running.process.returncode}:\n{running.log()}")
+        if ready():
+            return
+        time.sleep(poll_every)
+    stop_process_group(running, timeout=stop_timeout)
+    raise RuntimeError(f"{what} did not answer within {timeout}s:\n{running.log()}")
+
+
+def stop_process_group(running: ProjectProcess, *, timeout: float) -> None:
+    """SIGTERM (a warm shutdown), then SIGKILL to the whole process group if it lingers. Pool
+    children share the group; none may outlive the test run."""
+    if running.process.poll() is None:
+        running.process.send_signal(signal.SIGTERM)
+        try:
+            running.process.wait(timeout)
+        except subprocess.TimeoutExpired:
+            os.killpg(running.process.pid, signal.SIGKILL)
+            running.process.wait(5)
+    try:
+        os.killpg(running.process.pid, signal.SIGKILL)
+    except ProcessLookupError:
+        pass
+
+
+@dataclass
+class Worker(ProjectProcess):
+    """A running worker subprocess and where its log goes."""
+
+    nodename: str
 
 
 def _ping(nodename: str) -> bool:
@@ -105,38 +160,23 @@ def start_worker(
         "--loglevel",
         "INFO",
     ]
-    with log_path.open("wb") as log:
-        process = subprocess.Popen(
-            command, cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
-        )
-    worker = Worker(process=process, nodename=nodename, log_path=log_path)
-    deadline = time.monotonic() + WORKER_START_TIMEOUT
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            raise RuntimeError(f"Celery worker exited with {process.returncode}:\n{worker.log()}")
-        if _ping(nodename):
-            return worker
-        time.sleep(0.5)
-    stop_worker(worker)
-    raise RuntimeError(
-        f"Celery worker did not answer within {WORKER_START_TIMEOUT}s:\n{worker.log()}"
+    worker = Worker(
+        process=spawn(command, env=env, log_path=log_path), log_path=log_path, nodename=nodename
     )
+    wait_until_ready(
+        worker,
+        lambda: _ping(nodename),
+        what="Celery worker",
+        timeout=WORKER_START_TIMEOUT,
+        poll_every=0.5,
+        stop_timeout=WORKER_STOP_TIMEOUT,
+    )
+    return worker
 
 
 def stop_worker(worker: Worker) -> None:
     """Warm shutdown (SIGTERM), then kill the whole process group if it lingers."""
-    if worker.process.poll() is None:
-        worker.process.send_signal(signal.SIGTERM)
-        try:
-            worker.process.wait(WORKER_STOP_TIMEOUT)
-        except subprocess.TimeoutExpired:
-            os.killpg(worker.process.pid, signal.SIGKILL)
-            worker.process.wait(5)
-    # Pool children share the group; none may outlive the test run.
-    try:
-        os.killpg(worker.process.pid, signal.SIGKILL)
-    except ProcessLookupError:
-        pass
+    stop_process_group(worker, timeout=WORKER_STOP_TIMEOUT)
 
 
 def route_all_tasks(app, routes: dict) -> None:

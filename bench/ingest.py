@@ -212,7 +212,7 @@ async def embed_as_pipeline(embedder: Any, texts: list[str], batch: int) -> list
     nothing else to do: the embedder's own speed."""
     from collections import deque
 
-    from rag.service import EMBED_CALLS_IN_FLIGHT
+    from rag.pipeline import EMBED_CALLS_IN_FLIGHT
 
     in_flight: deque[asyncio.Task[list[list[float]]]] = deque()
     out: list[list[float]] = []

@@ -12,8 +12,8 @@ from django.urls import reverse
 from documents.highlight import highlight
 from documents.ingestion import rag_config
 from documents.models import Document
+from rag.search import SearchHit, reciprocal_rank_fusion
 from rag.service import service_for
-from rag.store import SearchHit, reciprocal_rank_fusion
 from tests import pdf_factory
 
 pytestmark = pytest.mark.django_db(transaction=True)

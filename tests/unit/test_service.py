@@ -207,7 +207,8 @@ class Recording:
 
 def test_the_embedder_is_kept_fed_with_calls_in_flight_and_chunks_land_in_order(rag_bridge, corpus):
     from rag.embedding import get_embedder
-    from rag.service import EMBED_CALLS_IN_FLIGHT, RAGService, engine_for
+    from rag.pipeline import EMBED_CALLS_IN_FLIGHT
+    from rag.service import RAGService, engine_for
 
     config = rag_config()
     config = dataclasses.replace(
@@ -242,9 +243,9 @@ def test_stage_timings_include_waiting(rag_bridge, corpus):
 def test_progress_is_published_outside_the_transaction_as_pages_are_embedded(
     rag_bridge, corpus, monkeypatch
 ):
-    import rag.service
+    import rag.pipeline
 
-    monkeypatch.setattr(rag.service, "PROGRESS_EVERY_SECONDS", 0.0)
+    monkeypatch.setattr(rag.pipeline, "PROGRESS_EVERY_SECONDS", 0.0)
     seen: list[tuple[int, int | None, int]] = []
     publish = store.record_progress
 
@@ -283,12 +284,12 @@ def test_a_pool_too_small_for_progress_is_refused():
 
 
 def test_pages_read_in_a_child_process_give_the_same_chunks(rag_bridge, corpus, monkeypatch):
-    import rag.service
+    import rag.pipeline
 
     data = corpus["text-openoffice-55pages.pdf"].path.read_bytes()
     states = {}
     for threshold in (10**6, 1):  # in a thread, then in a child process
-        monkeypatch.setattr(rag.service, "READ_IN_PROCESS_MIN_PAGES", threshold)
+        monkeypatch.setattr(rag.pipeline, "READ_IN_PROCESS_MIN_PAGES", threshold)
         document = make_document(sha=str(threshold).rjust(64, "0"))
         result = ingest(rag_bridge, document.pk, data)
         states[threshold] = ([c[1:] for c in chunk_state(document)], result.pages)

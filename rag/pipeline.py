@@ -1,0 +1,349 @@
+"""One ingestion, stage by stage: parse -> chunk -> embed -> replace the document's chunks.
+
+The stages overlap (see :meth:`IngestPipeline._pipeline`) and hold only a few pages and batches
+at a time; ``rag.service.RAGService.ingest_pdf`` runs one :class:`IngestPipeline` per call.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections import deque
+from collections.abc import Awaitable, Callable
+from dataclasses import asdict, dataclass, field
+from typing import Any, BinaryIO, TypeVar
+
+from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+
+from rag import page_reader, store
+from rag.chunking import Chunk, Chunker
+from rag.config import RAGConfig
+from rag.embedding import Embedder
+from rag.errors import TransientIngestError
+from rag.parsing import Page, PdfDocument
+
+logger = logging.getLogger(__name__)
+
+T = TypeVar("T")
+
+# Pages read ahead of the consumer: enough to keep the embedder fed, few enough to bound memory.
+PAGES_AHEAD = 8
+# Documents of at least this many pages are read in a child process (rag.page_reader), which
+# costs about 0.15 s to start but leaves the GIL to the embedder; shorter ones in a thread.
+READ_IN_PROCESS_MIN_PAGES = 20
+# Embedding calls kept in flight by one ingestion (see IngestPipeline._pipeline).
+EMBED_CALLS_IN_FLIGHT = 2
+# Seconds between progress updates of one ingestion (each is a small UPDATE of its own).
+PROGRESS_EVERY_SECONDS = 1.0
+
+
+@dataclass
+class IngestResult:
+    """What one ingestion did, JSON-friendly through :meth:`as_dict`."""
+
+    document_id: int
+    pages: int
+    chunks: int
+    embedder: str
+    seconds: dict[str, float] = field(default_factory=dict)
+    failed_pages: list[int] = field(default_factory=list)
+
+    def as_dict(self) -> dict[str, Any]:
+        """A plain dict (the Celery task's return value stores it as JSON)."""
+        return asdict(self)
+
+
+class _Stopwatch:
+    """Accumulates seconds per stage."""
+
+    def __init__(self) -> None:
+        self.seconds: dict[str, float] = {}
+
+    def add(self, stage: str, started: float) -> None:
+        self.add_seconds(stage, time.perf_counter() - started)
+
+    def add_seconds(self, stage: str, seconds: float) -> None:
+        self.seconds[stage] = self.seconds.get(stage, 0.0) + seconds
+
+    def rounded(self) -> dict[str, float]:
+        return {stage: round(value, 4) for stage, value in self.seconds.items()}
+
+
+class _Progress:
+    """Publishes pages done of total on the document row, at most once per interval."""
+
+    def __init__(self, engine: AsyncEngine, document_id: int, page_count: int) -> None:
+        self.engine = engine
+        self.document_id = document_id
+        self.page_count = page_count
+        self.published_at = float("-inf")
+
+    async def maybe_publish(self, pages_done: int) -> None:
+        if time.monotonic() - self.published_at >= PROGRESS_EVERY_SECONDS:
+            await self.publish(pages_done)
+
+    async def publish(self, pages_done: int) -> None:
+        self.published_at = time.monotonic()
+        await store.record_progress(
+            self.engine,
+            document_id=self.document_id,
+            pages_done=pages_done,
+            page_count=self.page_count,
+        )
+
+
+def _end_queue_now(queue: asyncio.Queue[Any]) -> None:
+    """Put the end marker (None) without waiting, for a producer that is failing or cancelled.
+
+    The consumer may be gone, so never wait for room; make room instead, so that a consumer
+    still reading sees the end rather than waiting forever.
+    """
+    while queue.full():
+        queue.get_nowait()
+    queue.put_nowait(None)
+
+
+class _BusyClock:
+    """Wall-clock seconds during which at least one tracked call was running."""
+
+    def __init__(self) -> None:
+        self.seconds = 0.0
+        self._running = 0
+        self._since = 0.0
+
+    async def track(self, call: Callable[..., Awaitable[T]], *args: Any) -> T:
+        """``await call(*args)``, counted as busy time. Made here, not by the caller, so a task
+        cancelled before it starts leaves no coroutine that was never awaited."""
+        if not self._running:
+            self._since = time.perf_counter()
+        self._running += 1
+        try:
+            return await call(*args)
+        finally:
+            self._running -= 1
+            if not self._running:
+                self.seconds += time.perf_counter() - self._since
+
+
+class IngestPipeline:
+    """The stages of one ingestion, with the service's configuration, engine and embedder."""
+
+    def __init__(self, config: RAGConfig, *, engine: AsyncEngine, embedder: Embedder) -> None:
+        self.config = config
+        self.engine = engine
+        self.embedder = embedder
+
+    async def ingest_pdf(self, *, document_id: int, stream: BinaryIO) -> IngestResult:
+        """Read, chunk and embed the PDF in ``stream``; replace the document's chunks.
+
+        The stages overlap: a child process (or, for short documents, a thread) reads the next
+        pages and the loop chunks them while the model embeds the current batches in its
+        threads, and the previous batch is written meanwhile, inside the transaction that swaps
+        the old chunks for the new ones. Only a few pages and batches are held at a time,
+        whatever the length of the document.
+
+        Raises a :class:`~rag.errors.PermanentIngestError` subclass for bad input (the
+        transaction rolls back: the previous chunks stay) and
+        :class:`~rag.errors.TransientIngestError` when the database fails.
+        """
+        watch = _Stopwatch()
+        total_started = time.perf_counter()
+        try:
+            async with self.engine.connect() as conn:
+                await store.check_dimensions(
+                    conn, embedder=self.embedder.name, dimensions=self.embedder.dimensions
+                )
+            started = time.perf_counter()
+            # pypdf is synchronous and CPU-bound: parse in a thread, keep the loop responsive.
+            pdf = await asyncio.to_thread(PdfDocument, stream, max_pages=self.config.max_pages)
+            data = None
+            if pdf.page_count >= READ_IN_PROCESS_MIN_PAGES:
+                stream.seek(0)
+                data = await asyncio.to_thread(stream.read)
+            watch.add("parse", started)
+            progress = _Progress(self.engine, document_id, pdf.page_count)
+            await progress.publish(0)
+            async with self.engine.begin() as conn:
+                await store.begin_replacement(conn, document_id=document_id)
+                chunk_count = await self._pipeline(conn, document_id, pdf, data, watch, progress)
+                if not chunk_count:
+                    raise pdf.no_text_error()
+                await store.finish_replacement(
+                    conn,
+                    document_id=document_id,
+                    page_count=pdf.page_count,
+                    chunk_count=chunk_count,
+                    embedder=self.embedder.name,
+                )
+        except DBAPIError as exc:
+            # Only a lost or refused connection is worth retrying; a failing statement is a bug.
+            if not (
+                exc.connection_invalidated or isinstance(exc, OperationalError | InterfaceError)
+            ):
+                raise
+            raise TransientIngestError(f"Database unavailable: {exc.orig or exc}") from exc
+        watch.add("total", total_started)
+        result = IngestResult(
+            document_id=document_id,
+            pages=pdf.page_count,
+            chunks=chunk_count,
+            embedder=self.embedder.name,
+            seconds=watch.rounded(),
+            failed_pages=list(pdf.stats.failed_pages),
+        )
+        logger.info(
+            "ingested document_id=%d pages=%d chunks=%d failed_pages=%d seconds=%s",
+            document_id,
+            result.pages,
+            result.chunks,
+            len(result.failed_pages),
+            result.seconds,
+        )
+        return result
+
+    async def _pipeline(
+        self,
+        conn: AsyncConnection,
+        document_id: int,
+        pdf: PdfDocument,
+        data: bytes | None,
+        watch: _Stopwatch,
+        progress: _Progress,
+    ) -> int:
+        """Parse (process or thread) -> chunk (loop) -> embed (threads) -> write (loop), all
+        overlapped; return the number of chunks written.
+
+        Two embedding calls are kept in flight, so the embedder's threads find the next batch
+        queued when they finish one, while the loop chunks the batch after it and writes the
+        one before. ``embed`` is the time the embedder was busy, ``wait`` the time it was not.
+        """
+        pages: asyncio.Queue[Page | None] = asyncio.Queue(maxsize=PAGES_AHEAD)
+        batches: asyncio.Queue[list[Chunk] | None] = asyncio.Queue(maxsize=1)
+        reader = asyncio.create_task(self._read_pages(pdf, data, pages, watch))
+        chunking = asyncio.create_task(self._chunk_batches(pages, batches, watch))
+        busy = _BusyClock()
+        in_flight: deque[tuple[list[Chunk], asyncio.Task[list[list[float]]]]] = deque()
+        writing: asyncio.Task[None] | None = None
+        written = 0
+        started = time.perf_counter()
+
+        async def write_oldest() -> None:
+            nonlocal writing, written
+            batch, embedding = in_flight[0]
+            vectors = await embedding
+            in_flight.popleft()  # only now: until it is done, the clean-up below must see it
+            if writing is not None:
+                await writing  # one write in flight: the connection serves one statement
+            rows = [
+                store.EmbeddedChunk(chunk=chunk, embedding=vector)
+                for chunk, vector in zip(batch, vectors, strict=True)
+            ]
+            writing = asyncio.create_task(self._write(conn, document_id, rows, watch))
+            written += len(rows)
+            # Pages before the one the batch ends on are fully embedded (pages count from 1).
+            await progress.maybe_publish(batch[-1].page_end - 1)
+
+        try:
+            while (batch := await batches.get()) is not None:
+                texts = [chunk.text for chunk in batch]
+                in_flight.append(
+                    (batch, asyncio.create_task(busy.track(self.embedder.embed, texts)))
+                )
+                if len(in_flight) >= EMBED_CALLS_IN_FLIGHT:
+                    await write_oldest()
+            while in_flight:
+                await write_oldest()
+            if writing is not None:
+                await writing
+            await chunking
+            await reader  # re-raise anything unexpected from the reading thread
+        finally:
+            tasks = [
+                task
+                for task in (reader, chunking, writing, *(task for _, task in in_flight))
+                if task is not None
+            ]
+            for task in tasks:
+                task.cancel()  # no-op for those already done
+            # Let them end (the reader kills its child) and collect what they raised: the error
+            # that ends the pipeline is the one propagating here, theirs only follow from it.
+            await asyncio.gather(*tasks, return_exceptions=True)
+        watch.add_seconds("embed", busy.seconds)
+        watch.add_seconds("wait", time.perf_counter() - started - busy.seconds)
+        return written
+
+    async def _chunk_batches(
+        self,
+        pages: asyncio.Queue[Page | None],
+        batches: asyncio.Queue[list[Chunk] | None],
+        watch: _Stopwatch,
+    ) -> None:
+        """Chunk pages as they come; hand over batches of the embedder's batch size; None last."""
+        chunker = Chunker(
+            self.embedder.tokenizer,
+            chunk_tokens=self.config.chunk_tokens,
+            overlap_tokens=self.config.chunk_overlap_tokens,
+        )
+        batch_size = max(1, self.config.embedder.batch_size)
+        pending: list[Chunk] = []
+        try:
+            while (page := await pages.get()) is not None:
+                started = time.perf_counter()
+                pending.extend(chunker.add_page(page))
+                watch.add("chunk", started)
+                while len(pending) >= batch_size:
+                    await batches.put(pending[:batch_size])
+                    del pending[:batch_size]
+            pending.extend(chunker.finish())
+            for start in range(0, len(pending), batch_size):
+                await batches.put(pending[start : start + batch_size])
+        except BaseException:
+            _end_queue_now(batches)
+            raise
+        await batches.put(None)
+
+    async def _read_pages(
+        self,
+        pdf: PdfDocument,
+        data: bytes | None,
+        pages: asyncio.Queue[Page | None],
+        watch: _Stopwatch,
+    ) -> None:
+        """Read pages one by one, a few ahead of the consumer (bounded queue): in a child
+        process when ``data`` (the PDF's bytes) is given, else in a thread."""
+        try:
+            if data is not None:
+                stream = page_reader.read_pages(
+                    data, max_pages=self.config.max_pages, stats=pdf.stats
+                )
+                try:
+                    async for page, seconds in stream:
+                        watch.add_seconds("parse", seconds)
+                        await pages.put(page)
+                finally:
+                    await stream.aclose()  # kills the child if it is still reading
+            else:
+                for index in range(pdf.page_count):
+                    started = time.perf_counter()
+                    page = await asyncio.to_thread(pdf.read_page, index)
+                    watch.add("parse", started)
+                    await pages.put(page)
+        except BaseException:
+            _end_queue_now(pages)
+            raise
+        await pages.put(None)
+
+    async def _write(
+        self,
+        conn: AsyncConnection,
+        document_id: int,
+        rows: list[store.EmbeddedChunk],
+        watch: _Stopwatch,
+    ) -> None:
+        started = time.perf_counter()
+        await store.copy_chunks(
+            conn, document_id=document_id, chunks=rows, embedder=self.embedder.name
+        )
+        watch.add("write", started)

@@ -159,7 +159,8 @@ def limits(inputs: list[tuple[str, bytes, int]], *, repeat: int = 1) -> dict[str
 
     from documents.ingestion import rag_config
     from rag.chunking import chunk_pages
-    from rag.embedding import LOCAL_RUNTIMES, get_embedder, resolve_local_runtime
+    from rag.embedder_factory import get_embedder
+    from rag.embedding import LOCAL_RUNTIMES, resolve_local_runtime
     from rag.parsing import PdfDocument
 
     config = rag_config()

@@ -15,7 +15,8 @@ from documents.models import Document
 from rag import store
 from rag.chunking import chunk_pages
 from rag.config import EmbedderConfig
-from rag.embedding import default_model_path, get_embedder
+from rag.embedder_factory import get_embedder
+from rag.embedding import default_model_path
 from rag.parsing import PdfDocument
 
 

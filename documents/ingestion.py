@@ -18,7 +18,7 @@ from sqlalchemy.engine import URL
 
 from rag import bridge
 from rag.config import EmbedderConfig, RAGConfig
-from rag.embedding import get_embedder
+from rag.embedder_factory import get_embedder
 from rag.errors import (
     DocumentMissingError,
     IngestError,

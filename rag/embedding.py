@@ -5,8 +5,9 @@ package installs (never from a hub), on one of three runtimes that give the same
 sentence-transformers on torch in float32 (the reference), the same in bfloat16 on CPUs that
 compute bfloat16 natively (AMX, AVX-512 BF16), or ONNX Runtime (rag.embedding_onnx); ``auto``
 picks the fastest for the CPU. The model is loaded once per process and shared by every event
-loop and thread in it. ``hash`` is a deterministic feature-hashing embedder: no model, no torch,
-and lexically similar texts still get similar vectors.
+loop and thread in it (``rag.embedder_factory`` builds each embedder once). ``hash`` is a
+deterministic feature-hashing embedder: no model, no torch, and lexically similar texts still get
+similar vectors.
 """
 
 from __future__ import annotations
@@ -22,7 +23,6 @@ import re
 import threading
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
-from functools import lru_cache
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -285,26 +285,3 @@ class HashEmbedder:
 
     async def embed(self, texts: Sequence[str]) -> list[list[float]]:
         return [self.embed_one(text) for text in texts]
-
-
-@lru_cache(maxsize=4)
-def get_embedder(config: EmbedderConfig) -> Embedder:
-    """The embedder for ``config``, built once per process (a model is loaded only once)."""
-    if config.kind == "local":
-        runtime = resolve_local_runtime(config.local_runtime)
-        if runtime == "onnx":
-            from rag.embedding_onnx import OnnxEmbedder
-
-            return OnnxEmbedder(config)
-        if runtime == "torch-bf16":
-            return LocalEmbedder(config, bfloat16=True, lanes=True)
-        return LocalEmbedder(config)
-    if config.kind == "hash":
-        return HashEmbedder(config)
-    if config.kind == "openai":
-        from rag.embedding_openai import OpenAIEmbedder
-
-        return OpenAIEmbedder(config)
-    raise ValueError(
-        f"Unknown embedder {config.kind!r}: use 'local', 'openai' or 'hash' (RAG_EMBEDDER)."
-    )

@@ -12,7 +12,8 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from rag import bridge, store
 from rag.config import RAGConfig
-from rag.embedding import Embedder, get_embedder
+from rag.embedder_factory import get_embedder
+from rag.embedding import Embedder
 from rag.pipeline import IngestPipeline, IngestResult
 from rag.search import SearchHit, reciprocal_rank_fusion, search_text_tiers, search_vector
 

@@ -13,7 +13,8 @@ from sqlalchemy import text
 from documents.ingestion import rag_config
 from documents.models import Document
 from rag.config import EmbedderConfig
-from rag.embedding import HashEmbedder, LocalEmbedder, get_embedder
+from rag.embedder_factory import get_embedder
+from rag.embedding import HashEmbedder, LocalEmbedder
 from rag.service import service_for
 
 

@@ -155,7 +155,7 @@ class FailingAfter:
 
 
 def test_a_failure_after_batches_were_written_rolls_back_to_the_previous_chunks(rag_bridge, corpus):
-    from rag.embedding import get_embedder
+    from rag.embedder_factory import get_embedder
     from rag.service import RAGService, engine_for
 
     document = make_document()
@@ -206,7 +206,7 @@ class Recording:
 
 
 def test_the_embedder_is_kept_fed_with_calls_in_flight_and_chunks_land_in_order(rag_bridge, corpus):
-    from rag.embedding import get_embedder
+    from rag.embedder_factory import get_embedder
     from rag.pipeline import EMBED_CALLS_IN_FLIGHT
     from rag.service import RAGService, engine_for
 
@@ -301,7 +301,7 @@ def test_pages_read_in_a_child_process_give_the_same_chunks(rag_bridge, corpus, 
 def test_copied_vectors_read_back_as_the_embedder_made_them(rag_bridge, corpus):
     import numpy as np
 
-    from rag.embedding import get_embedder
+    from rag.embedder_factory import get_embedder
 
     document = make_document()
     ingest(rag_bridge, document.pk, corpus["text-pdflatex-4pages.pdf"].path.read_bytes())

@@ -39,10 +39,10 @@ from sqlalchemy import event  # noqa: E402
 from sqlalchemy.pool import Pool  # noqa: E402
 
 from bench.patterns import PATTERNS  # noqa: E402
+from devtools.workers import start_worker, stop_worker  # noqa: E402
 from documents.ingestion import rag_config  # noqa: E402
 from fca_site.celery import app  # noqa: E402
 from rag import bridge  # noqa: E402
-from tests.workers import start_worker, stop_worker  # noqa: E402
 
 _connections = 0
 

@@ -238,10 +238,10 @@ def run_worker(
     peak RSS above idle over all passes."""
     from django.conf import settings
 
+    from devtools.workers import route_all_tasks, start_worker, stop_worker
     from documents import services
     from documents.models import Chunk, Document
     from fca_site.celery import app
-    from tests.workers import route_all_tasks, start_worker, stop_worker
 
     Chunk.objects.all().delete()
     Document.objects.all().delete()
@@ -265,7 +265,7 @@ def run_worker(
     try:
         # Warm the child on a one-page PDF (model loaded, ONNX exported), then note idle RSS:
         # warming on the measured input itself would hide its memory in the idle figure.
-        from tests.pdf_factory import text_pdf
+        from devtools.pdf_factory import text_pdf
 
         small = text_pdf("A one-page document that loads the model before measuring.")
         warm = services.document_create(

@@ -14,6 +14,7 @@ import warnings
 from asgiref.sync import async_to_sync
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from devtools.database import backend_pid
 from rag import bridge, store
 from rag.config import RAGConfig
 from rag.service import engine_for
@@ -21,7 +22,7 @@ from rag.service import engine_for
 
 async def _round_trip(engine: AsyncEngine) -> int:
     async with engine.connect() as conn:
-        return await store.backend_pid(conn)
+        return await backend_pid(conn)
 
 
 async def _round_trip_own_engine(config: RAGConfig) -> int:

@@ -46,9 +46,9 @@ class Query:
 
 
 def ingest_corpus(corpus_dir: Path) -> None:
+    from devtools.corpus import load_manifest
     from documents import ingestion, services
     from documents.models import Document
-    from tests.conftest import load_manifest
 
     current = ingestion.current_embedder()[0]
     readable = [

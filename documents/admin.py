@@ -18,7 +18,7 @@ from django_celery_results.admin import TaskResultAdmin
 from django_celery_results.models import TaskResult
 from kombu.exceptions import OperationalError as BrokerError
 
-from documents import admin_views, presenters, runs, selectors, services
+from documents import admin_views, ingestion, presenters, runs, selectors, services
 from documents.forms import SearchForm
 from documents.highlight import highlight
 from documents.models import Chunk, Document
@@ -294,9 +294,7 @@ class DocumentAdmin(admin.ModelAdmin):
         hits: list[dict] | None = None
         if form.is_valid():
             query = form.cleaned_data["q"]
-            hits = selectors.chunk_search(
-                query, k=form.cleaned_data["k"], mode=form.cleaned_data["mode"]
-            )
+            hits = ingestion.search(query, k=form.cleaned_data["k"], mode=form.cleaned_data["mode"])
             for hit in hits:
                 hit["url"] = reverse("admin:documents_document_change", args=[hit["document_id"]])
                 hit["chunks_url"] = (

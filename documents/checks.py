@@ -52,8 +52,7 @@ def embedder_fits_vector_column(
     """Refuse an embedder whose vectors do not fit the database column, before any work."""
     if not databases or "default" not in databases:
         return []
-    errors = embedder_mismatch_errors()
-    return errors
+    return embedder_mismatch_errors()
 
 
 def embedder_mismatch_errors() -> list[Error]:
@@ -61,25 +60,7 @@ def embedder_mismatch_errors() -> list[Error]:
     from documents import ingestion
 
     try:
-        with connections["default"].cursor() as cursor:
-            cursor.execute(
-                "SELECT atttypmod FROM pg_attribute WHERE attrelid = "
-                "to_regclass('documents_chunk') AND attname = 'embedding'"
-            )
-            row = cursor.fetchone()
+        problem = ingestion.embedder_mismatch()
     except DatabaseError:
         return []  # reported by pgvector_available; nothing to compare against yet
-    if row is None or row[0] is None or row[0] < 0:
-        return []  # not migrated yet
-    name, dimensions = ingestion.current_embedder()
-    if dimensions == row[0]:
-        return []
-    return [
-        Error(
-            f"The embedder {name} makes {dimensions}-dimensional vectors but the database "
-            f"column documents_chunk.embedding holds {row[0]}.",
-            hint=f"Configure an embedder with {row[0]} dimensions (RAG_EMBEDDER and its settings), "
-            f"or migrate a new database with RAG_EMBEDDING_DIMENSIONS={dimensions} and reingest.",
-            id="documents.E004",
-        )
-    ]
+    return [Error(problem, id="documents.E004")] if problem else []

@@ -14,9 +14,9 @@ from typing import TYPE_CHECKING, Any, BinaryIO
 
 from django.conf import settings
 from django.db import connections
-from sqlalchemy.engine import URL
 
-from rag import bridge
+from fca_site.database import database_url
+from rag import bridge, store
 from rag.config import EmbedderConfig, RAGConfig
 from rag.embedder_factory import get_embedder
 from rag.errors import (
@@ -41,6 +41,7 @@ __all__ = [
     "PermanentIngestError",
     "TransientIngestError",
     "current_embedder",
+    "embedder_mismatch",
     "ingest_document",
     "looks_like_pdf",
     "rag_config",
@@ -55,23 +56,7 @@ def async_database_url(alias: str = "default") -> str:
     Read from the live connection settings, not from ``settings.DATABASES``, so a test run (which
     renames the database to ``test_...``) and the worker it starts point at the same database.
     """
-    params = connections[alias].settings_dict
-    host = params.get("HOST") or None
-    query = {}
-    if host and host.startswith("/"):
-        # A unix socket directory (the embedded server) goes in the query, as libpq expects.
-        query["host"] = host
-        host = None
-    url = URL.create(
-        "postgresql+psycopg",
-        username=params.get("USER") or None,
-        password=params.get("PASSWORD") or None,
-        host=host,
-        port=int(params["PORT"]) if params.get("PORT") else None,
-        database=params.get("NAME"),
-        query=query,
-    )
-    return url.render_as_string(hide_password=False)
+    return database_url(connections[alias].settings_dict, driver="postgresql+psycopg")
 
 
 def rag_config() -> RAGConfig:
@@ -145,6 +130,20 @@ def current_embedder() -> tuple[str, int]:
     """Name and dimension of the configured embedder (no model is loaded to find out)."""
     embedder = get_embedder(rag_config().embedder)
     return embedder.name, embedder.dimensions
+
+
+def embedder_mismatch() -> str | None:
+    """Why the configured embedder's vectors do not fit ``documents_chunk.embedding``, or None.
+
+    The same rule and sentence as the service's own check before each ingestion, asked over
+    Django's connection: system checks and a worker's start-up run before any event loop.
+    Raises Django's ``DatabaseError`` when the database cannot be asked.
+    """
+    with connections["default"].cursor() as cursor:
+        cursor.execute(store.VECTOR_DIMENSIONS_SQL)
+        row = cursor.fetchone()
+    name, dimensions = current_embedder()
+    return store.dimension_mismatch(row and row[0], embedder=name, dimensions=dimensions)
 
 
 def shutdown() -> None:

@@ -13,16 +13,10 @@ from django.db.models.functions import Cast, TruncHour
 from django.utils import timezone
 from django_celery_results.models import TaskResult
 
+from documents import ingestion
 from documents.models import Chunk, Document
 
 INGEST_TASK_NAME = "ingest_pdf_task"
-
-
-def document_task_result(document: Document) -> TaskResult | None:
-    """The TaskResult of the document's latest ingestion task, if the worker stored one."""
-    if not document.last_task_id:
-        return None
-    return TaskResult.objects.filter(task_id=document.last_task_id).first()
 
 
 def document_chunks_preview(document: Document, *, limit: int) -> list[Chunk]:
@@ -143,33 +137,11 @@ def pages_ingested_per_hour(
     ]
 
 
-def chunk_search(
-    query: str, *, k: int = 5, mode: str = "hybrid", document_ids: Sequence[int] | None = None
-) -> list[dict]:
-    """The best chunks for ``query`` with document, pages, score and text (see RAGService)."""
-    from documents import ingestion
-
-    return ingestion.search(query, k=k, mode=mode, document_ids=document_ids)
-
-
-def search_modes() -> tuple[str, ...]:
-    """The search modes, the default first."""
-    from documents import ingestion
-
-    return tuple(ingestion.SEARCH_MODES)
-
-
-def current_embedder_name() -> str:
-    """The embedder new ingestions use (documents embedded by another one are stale)."""
-    from documents import ingestion
-
-    return ingestion.current_embedder()[0]
-
-
 def stale_documents(*, embedder: str | None = None) -> QuerySet[Document]:
     """Ready documents whose chunks another embedder made: their vectors are in another space."""
-    current = embedder or current_embedder_name()
-    return Document.objects.filter(status=Document.Status.READY).exclude(embedder=current)
+    if embedder is None:
+        embedder = ingestion.current_embedder()[0]
+    return Document.objects.filter(status=Document.Status.READY).exclude(embedder=embedder)
 
 
 def document_task_runs(document: Document, *, limit: int = 20) -> list[TaskResult]:

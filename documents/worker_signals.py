@@ -48,7 +48,7 @@ def refuse_mismatched_embedder(**_kwargs: Any) -> None:
 
     errors = embedder_mismatch_errors()
     if errors:
-        message = f"{errors[0].msg} {errors[0].hint}"
+        message = errors[0].msg
         logger.critical(message)
         raise SystemExit(message)
 

@@ -245,14 +245,6 @@ def owns_running_loop() -> bool:
     return state is not None and state.pid == os.getpid() and running is state.loop
 
 
-def loop_id() -> int | None:
-    """An identifier of this thread's bridge loop (``None`` before the first call)."""
-    state: _LoopState | None = getattr(_local, "state", None)
-    if state is None or state.pid != os.getpid():
-        return None
-    return id(state.loop)
-
-
 def close_current() -> None:
     """Close this thread's bridge loop and its resources (a thread that is about to end)."""
     state: _LoopState | None = getattr(_local, "state", None)

@@ -79,21 +79,6 @@ async def search_vector(
     return [_hit(row, row.score) for row in rows]
 
 
-async def search_text(
-    engine: AsyncEngine,
-    query_text: str,
-    *,
-    k: int,
-    document_ids: Sequence[int] | None = None,
-    min_hits: int | None = None,
-) -> list[SearchHit]:
-    """Full-text search on the indexed tsvector, ranked by ts_rank_cd (see search_text_tiers)."""
-    every_word, any_word = await search_text_tiers(
-        engine, query_text, k=k, document_ids=document_ids, min_hits=min_hits
-    )
-    return (every_word + any_word)[:k]
-
-
 async def search_text_tiers(
     engine: AsyncEngine,
     query_text: str,

@@ -104,27 +104,40 @@ def create_engine(database_url: str, *, pool_size: int) -> AsyncEngine:
     )
 
 
+# The dimension ``documents_chunk.embedding`` declares; no row before the migration, NULL for a
+# vector column without a dimension. Run by this module and, over Django's own connection, by
+# the system check and the worker's start-up check (documents.ingestion.embedder_mismatch).
+VECTOR_DIMENSIONS_SQL = (
+    "SELECT NULLIF(atttypmod, -1) FROM pg_attribute "
+    "WHERE attrelid = to_regclass('documents_chunk') AND attname = 'embedding'"
+)
+
+
+def dimension_mismatch(column: int | None, *, embedder: str, dimensions: int) -> str | None:
+    """Why vectors of ``dimensions`` do not fit a column of ``column`` dimensions, or None when
+    they fit (or there is no column to compare with yet)."""
+    if column is None or column == dimensions:
+        return None
+    return (
+        f"The embedder {embedder} makes {dimensions}-dimensional vectors but the database "
+        f"column documents_chunk.embedding holds {column}. Use an embedder of {column} "
+        f"dimensions (RAG_EMBEDDER and its settings), or set RAG_EMBEDDING_DIMENSIONS="
+        f"{dimensions} on a new database and reingest."
+    )
+
+
 async def vector_dimensions(conn: AsyncConnection) -> int | None:
     """The dimension of ``documents_chunk.embedding`` as the database declares it."""
-    result = await conn.execute(
-        text(
-            "SELECT atttypmod FROM pg_attribute "
-            "WHERE attrelid = 'documents_chunk'::regclass AND attname = 'embedding'"
-        )
-    )
-    typmod = result.scalar_one_or_none()
-    return None if typmod is None or typmod < 0 else int(typmod)
+    return (await conn.execute(text(VECTOR_DIMENSIONS_SQL))).scalar_one_or_none()
 
 
 async def check_dimensions(conn: AsyncConnection, *, embedder: str, dimensions: int) -> None:
     """Refuse an embedder whose vectors do not fit the column, before any work is done."""
-    column = await vector_dimensions(conn)
-    if column is not None and column != dimensions:
-        raise EmbedderMismatchError(
-            f"The embedder {embedder} makes {dimensions}-dimensional vectors but the database "
-            f"column holds {column}. Use an embedder of {column} dimensions, or set "
-            f"RAG_EMBEDDING_DIMENSIONS={dimensions} on a new database and reingest."
-        )
+    problem = dimension_mismatch(
+        await vector_dimensions(conn), embedder=embedder, dimensions=dimensions
+    )
+    if problem:
+        raise EmbedderMismatchError(problem)
 
 
 @dataclass(frozen=True)
@@ -243,8 +256,3 @@ async def record_progress(
             .where(DocumentRow.id == document_id)
             .values(pages_done=pages_done, page_count=page_count)
         )
-
-
-async def backend_pid(conn: AsyncConnection) -> int:
-    """The database server process serving ``conn`` (to observe connection reuse)."""
-    return int((await conn.execute(text("SELECT pg_backend_pid()"))).scalar_one())

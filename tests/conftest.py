@@ -2,59 +2,22 @@
 
 from __future__ import annotations
 
-import csv
 import os
 import time
 import uuid
 from collections.abc import Callable, Iterator, Sequence
-from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 
+from devtools.corpus import CORPUS_DIR, CorpusEntry, load_manifest
+
 ROOT = Path(__file__).resolve().parent.parent
-CORPUS_DIR = Path(os.environ.get("FCA_CORPUS_DIR", ROOT.parent / "shared" / "corpus"))
 
 # One Redis database and one queue per test run: a developer's own worker on the same Redis
 # never steals the tests' messages, and two test runs never see each other's.
 TEST_BROKER_URL = os.environ.get("FCA_TEST_BROKER_URL", "redis://127.0.0.1:6379/15")
 TEST_QUEUE = f"fca-test-{uuid.uuid4().hex[:8]}"
-
-
-@dataclass(frozen=True)
-class CorpusEntry:
-    """One row of the corpus MANIFEST.tsv."""
-
-    filename: str
-    pages: str
-    encrypted: str
-    extractable_chars: int
-
-    @property
-    def path(self) -> Path:
-        return CORPUS_DIR / self.filename
-
-    @property
-    def page_count(self) -> int | None:
-        return int(self.pages) if self.pages.isdigit() else None
-
-
-def load_manifest() -> dict[str, CorpusEntry]:
-    """The corpus manifest by file name (empty when the corpus is absent)."""
-    manifest = CORPUS_DIR / "MANIFEST.tsv"
-    if not manifest.exists():
-        return {}
-    with manifest.open(newline="") as fh:
-        rows = csv.DictReader(fh, delimiter="\t")
-        return {
-            row["filename"]: CorpusEntry(
-                filename=row["filename"],
-                pages=row["pages"],
-                encrypted=row["encrypted"],
-                extractable_chars=int(row["extractable_chars"] or 0),
-            )
-            for row in rows
-        }
 
 
 @pytest.fixture(scope="session")
@@ -104,7 +67,7 @@ def celery_worker(
 ) -> Iterator:
     """One prefork worker (concurrency 2) on this run's queue, shared by the integration and
     browser tests of the session."""
-    from tests.workers import start_worker, stop_worker
+    from devtools.workers import start_worker, stop_worker
 
     log_dir = tmp_path_factory.mktemp("worker-logs")
     with django_db_blocker.unblock():

@@ -10,7 +10,13 @@ import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
 
-from tests.workers import ProjectProcess, project_env, spawn, stop_process_group, wait_until_ready
+from devtools.workers import (
+    ProjectProcess,
+    project_env,
+    spawn,
+    stop_process_group,
+    wait_until_ready,
+)
 
 SERVER_START_TIMEOUT = 60.0
 SERVER_STOP_TIMEOUT = 10.0

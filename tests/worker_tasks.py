@@ -14,8 +14,9 @@ from pathlib import Path
 from celery import shared_task
 from sqlalchemy import text
 
+from devtools.database import backend_pid
 from documents.ingestion import rag_config
-from rag import bridge, store
+from rag import bridge
 from rag.errors import CorruptPdfError
 from rag.service import engine_for
 
@@ -23,7 +24,7 @@ from rag.service import engine_for
 async def _probe(config) -> dict:
     engine = engine_for(config)
     async with engine.connect() as conn:
-        backend = await store.backend_pid(conn)
+        backend = await backend_pid(conn)
     return {
         "pid": os.getpid(),
         "thread": threading.get_ident(),

@@ -7,9 +7,9 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-from tests import workers
+from devtools import workers
+from devtools.workers import Worker, stop_worker
 from tests.conftest import TEST_BROKER_URL, TEST_QUEUE
-from tests.workers import Worker, stop_worker
 
 # The session's shared worker, ``celery_worker``, is in tests/conftest.py: the browser tests
 # use it too.

@@ -141,10 +141,10 @@ def test_green_thread_pools_are_refused_at_start_with_a_clear_message(pool):
 def test_a_worker_whose_embedder_does_not_fit_the_column_refuses_to_start():
     from django.db import connection
 
-    from tests.workers import database_url_of
+    from fca_site.database import database_url
 
     env = {
-        "DATABASE_URL": database_url_of(connection.settings_dict),
+        "DATABASE_URL": database_url(connection.settings_dict),
         "DJANGO_SECRET_KEY": settings.SECRET_KEY,
         "RAG_EMBEDDING_DIMENSIONS": "64",
     }

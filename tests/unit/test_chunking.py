@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import pytest
 
+from devtools.corpus import load_manifest
 from rag.chunking import Chunker, chunk_pages
 from rag.embedding import default_model_path
 from rag.parsing import Page, PdfDocument
 from rag.tokens import SimpleTokenizer, WordPieceTokenizer
-from tests.conftest import load_manifest
 
 
 @pytest.fixture(scope="module")

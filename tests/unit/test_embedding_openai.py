@@ -8,6 +8,7 @@ import time
 
 import pytest
 
+from devtools import pdf_factory
 from documents.ingestion import rag_config
 from documents.models import Chunk, Document
 from rag import bridge
@@ -16,7 +17,6 @@ from rag.embedding import HashEmbedder
 from rag.embedding_openai import EmbedderRequestError, OpenAIEmbedder
 from rag.errors import TransientIngestError
 from rag.service import service_for
-from tests import pdf_factory
 from tests.openai_server import EmbeddingsServer
 
 

@@ -9,12 +9,12 @@ import pytest
 from django.core.management import call_command
 from django.urls import reverse
 
+from devtools import pdf_factory
 from documents.highlight import highlight
 from documents.ingestion import rag_config
 from documents.models import Document
 from rag.search import SearchHit, reciprocal_rank_fusion
 from rag.service import service_for
-from tests import pdf_factory
 
 pytestmark = pytest.mark.django_db(transaction=True)
 

@@ -9,6 +9,7 @@ import io
 import pytest
 from sqlalchemy import text
 
+from devtools.database import backend_pid
 from documents.ingestion import rag_config
 from documents.models import Chunk, Document
 from rag import store
@@ -119,7 +120,7 @@ def test_the_engine_and_its_connection_are_reused_across_calls(rag_bridge):
     async def backend():
         engine = service_for(config).engine
         async with engine.connect() as conn:
-            return id(engine), await store.backend_pid(conn)
+            return id(engine), await backend_pid(conn)
 
     first = rag_bridge.run(backend())
     assert all(rag_bridge.run(backend()) == first for _ in range(5))

@@ -8,7 +8,7 @@ from typing import Any
 
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
-from documents import selectors
+from documents import ingestion
 
 
 class Command(BaseCommand):
@@ -19,7 +19,7 @@ class Command(BaseCommand):
         parser.add_argument("-k", type=int, default=5, help="How many hits (default 5).")
         parser.add_argument(
             "--mode",
-            choices=selectors.search_modes(),
+            choices=ingestion.SEARCH_MODES,
             default="hybrid",
             help="hybrid (default): vector and full-text fused; vector: embeddings only; "
             "text: PostgreSQL full-text only.",
@@ -32,7 +32,7 @@ class Command(BaseCommand):
     def handle(self, *args: Any, **options: Any) -> None:
         if options["k"] < 1:
             raise CommandError("-k must be at least 1.")
-        hits = selectors.chunk_search(
+        hits = ingestion.search(
             options["query"], k=options["k"], mode=options["mode"], document_ids=options["document"]
         )
         if options["json"]:

@@ -287,7 +287,7 @@ def _close_state(state: _LoopState) -> None:
             continue
         try:
             state.runner.run(closer(resource))
-        except Exception:
+        except Exception:  # logged with its traceback; one closer failing must not stop the rest
             logger.exception("bridge: closing %r failed", key)
     closed = len(state.resources)
     state.resources.clear()

@@ -85,7 +85,7 @@ class PdfDocument:
         self._decrypt()
         try:
             self.page_count = len(self._reader.pages)
-        except Exception as exc:
+        except Exception as exc:  # the page tree: same reason as PdfReader above
             raise CorruptPdfError(f"The PDF page tree cannot be read ({_describe(exc)}).") from exc
         if self.page_count == 0:
             raise CorruptPdfError("The PDF has no pages.")
@@ -100,7 +100,7 @@ class PdfDocument:
             return
         try:
             result = self._reader.decrypt("")
-        except Exception as exc:
+        except Exception as exc:  # unsupported ciphers: NotImplementedError, DependencyError...
             raise EncryptedPdfError(
                 f"The PDF is encrypted with a method that cannot be read ({_describe(exc)})."
             ) from exc
@@ -118,8 +118,9 @@ class PdfDocument:
         self.stats.pages_read += 1
         try:
             raw = self._reader.pages[index].extract_text() or ""
-        except Exception as exc:
-            # One unreadable page must not lose the others; see the module docstring.
+        except Exception as exc:  # noqa: BLE001 - pypdf raises types outside PyPdfError here
+            # One unreadable page must not lose the others; see the module docstring. Recorded in
+            # stats (first_failure) and logged; the document fails when no page yields text.
             logger.warning("page=%d extraction_failed error=%r", number, _describe(exc))
             self.stats.failed_pages.append(number)
             if not self.stats.first_failure:

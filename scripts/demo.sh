@@ -26,6 +26,7 @@ cleanup() {
         log "Stopping the embedded PostgreSQL"
         "$PY" -m fca_site.embedded_db stop >/dev/null 2>&1 || true
     fi
+    stop_own_redis
 }
 trap cleanup EXIT
 
@@ -55,7 +56,7 @@ log "A search, with page citations"
 
 cat <<MSG
 
-Done. The worker (and the database, if this script started it) stop as the script exits.
+Done. The worker (and the database and Redis, if this script started them) stop as the script exits.
 To browse the results in the admin:
     .venv/bin/python manage.py runserver
     open http://127.0.0.1:8000/admin/   (user and password: see above)

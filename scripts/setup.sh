@@ -62,6 +62,10 @@ ensure_chromium() {
     fi
 }
 
+# Set by ensure_redis when it started Redis itself: its port and process id (stop_own_redis).
+STARTED_REDIS_PORT=""
+STARTED_REDIS_PID=""
+
 ensure_redis() {
     local url="${CELERY_BROKER_URL:-redis://localhost:6379/0}"
     if "$PY" - "$url" <<'PY' 2>/dev/null; then
@@ -72,11 +76,18 @@ PY
     fi
     case "$url" in
         redis://localhost* | redis://127.0.0.1*)
+            # Nothing answers on the URL's port, so the server that answers after this is ours.
+            local port
+            port="$("$PY" -c 'import sys, urllib.parse; print(urllib.parse.urlsplit(sys.argv[1]).port or 6379)' "$url")"
             if command -v redis-server >/dev/null 2>&1; then
-                log "Starting Redis on 127.0.0.1:6379"
-                redis-server --daemonize yes --bind 127.0.0.1 --port 6379 --save "" --appendonly no >/dev/null
+                log "Starting Redis on 127.0.0.1:$port"
+                redis-server --daemonize yes --bind 127.0.0.1 --port "$port" --save "" --appendonly no >/dev/null
                 for _ in $(seq 1 50); do
-                    redis-cli -h 127.0.0.1 -p 6379 ping >/dev/null 2>&1 && return 0
+                    if redis-cli -h 127.0.0.1 -p "$port" ping >/dev/null 2>&1; then
+                        STARTED_REDIS_PORT="$port"
+                        STARTED_REDIS_PID="$(redis-cli -h 127.0.0.1 -p "$port" info server | tr -d '\r' | sed -n 's/^process_id://p')"
+                        return 0
+                    fi
                     sleep 0.1
                 done
             fi
@@ -84,6 +95,16 @@ PY
     esac
     echo "Redis is not reachable at $url. Start it, or set CELERY_BROKER_URL." >&2
     return 1
+}
+
+# Stop the Redis that ensure_redis started (if it did, and it is still that same process).
+stop_own_redis() {
+    [ -n "$STARTED_REDIS_PORT" ] || return 0
+    local pid
+    pid="$(redis-cli -h 127.0.0.1 -p "$STARTED_REDIS_PORT" info server 2>/dev/null | tr -d '\r' | sed -n 's/^process_id://p')"
+    if [ -n "$pid" ] && [ "$pid" = "$STARTED_REDIS_PID" ]; then
+        redis-cli -h 127.0.0.1 -p "$STARTED_REDIS_PORT" shutdown nosave >/dev/null 2>&1 || true
+    fi
 }
 
 setup_all() {

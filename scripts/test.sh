@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Run every check and the whole test suite (unit, integration with real Celery workers, Redis
 # and the embedded PostgreSQL, and browser tests in Chromium against the live development
-# server). Leaves no process of its own running.
+# server). Leaves no process of its own running: the embedded database and Redis are stopped
+# afterwards when this run started them.
 set -euo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/setup.sh"
 setup_all
@@ -16,6 +17,7 @@ cleanup() {
     if [ "$started_db" = 1 ]; then
         "$PY" -m fca_site.embedded_db stop >/dev/null 2>&1 || true
     fi
+    stop_own_redis
 }
 trap cleanup EXIT
 

@@ -66,6 +66,15 @@ def declared_length(value: str | bytes | None) -> int | None:
         return None
 
 
+def plain_response(message: str, *, status: int) -> HttpResponse:
+    """A short text answer with its length stated: this middleware runs outside the one that
+    would add it, and runserver would otherwise end the body by closing the connection, which
+    it does only after reading the rest of the request body."""
+    response = HttpResponse(message, status=status, content_type="text/plain; charset=utf-8")
+    response["Content-Length"] = str(len(response.content))
+    return response
+
+
 class RequestBodyLimitMiddleware:
     """Answer 413 to a request whose ``Content-Length`` is over the limit (and 411 to a chunked
     body under WSGI) before anything reads the body. Put it first in ``MIDDLEWARE``."""
@@ -95,13 +104,13 @@ class RequestBodyLimitMiddleware:
             logger.warning(
                 "request refused path=%s content_length=%d limit=%d", request.path, length, limit
             )
-            return HttpResponse(too_large_message(limit), status=413, content_type="text/plain")
+            return plain_response(too_large_message(limit), status=413)
         chunked = "chunked" in request.META.get("HTTP_TRANSFER_ENCODING", "").lower()
         # Django's WSGI request reads Content-Length bytes: none for a chunked body. Under ASGI
         # the body is already read (and bounded by RequestBodyLimitASGI).
         if chunked and length is None and "wsgi.input" in request.META:
             logger.warning("request refused path=%s chunked body under WSGI", request.path)
-            return HttpResponse(LENGTH_REQUIRED_MESSAGE, status=411, content_type="text/plain")
+            return plain_response(LENGTH_REQUIRED_MESSAGE, status=411)
         return None
 
 

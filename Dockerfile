@@ -21,16 +21,12 @@ RUN pip install --index-url https://download.pytorch.org/whl/cpu torch==2.13.0
 COPY requirements.txt .
 RUN pip install -r requirements.txt
 
-# The container's WSGI server, not a dependency of the project code (development uses
-# runserver), so it is installed here rather than pinned in requirements.txt.
-RUN pip install gunicorn==23.0.0
-
 COPY . .
 
-# Settings refuse to load without a secret key once DATABASE_URL is set, and they only parse
-# DATABASE_URL (no connection at import), so throwaway values suffice. They are given to this
-# command only and never reach the image's environment.
-RUN DJANGO_SECRET_KEY=build-only \
+# Settings refuse to load without a strong secret key once DATABASE_URL is set, and they only
+# parse DATABASE_URL (no connection at import), so throwaway values suffice: a random key made
+# for this command only, never kept in the image.
+RUN DJANGO_SECRET_KEY="$(python -c 'import secrets; print(secrets.token_urlsafe(50))')" \
     DATABASE_URL=postgresql://build@localhost/build \
     python manage.py collectstatic --noinput
 
@@ -44,4 +40,5 @@ USER app
 
 EXPOSE 8000
 
-CMD ["gunicorn", "fca_site.wsgi:application", "--bind", "0.0.0.0:8000", "--workers", "3"]
+# gunicorn.conf.py: bind 0.0.0.0:8000, WEB_CONCURRENCY workers (3), header limits.
+CMD ["gunicorn", "-c", "gunicorn.conf.py", "fca_site.wsgi:application"]

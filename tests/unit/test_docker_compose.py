@@ -1,11 +1,15 @@
 """The container stack (docker-compose.yml and the Dockerfile) is wired the way the app needs.
 
-Static checks of the files only: no Docker engine and no database are needed.
+Checks of the files, and of the settings they produce: no Docker engine and no database are
+needed.
 """
 
 from __future__ import annotations
 
+import os
 import re
+import subprocess
+import sys
 from pathlib import Path
 from urllib.parse import urlparse
 
@@ -49,6 +53,58 @@ def volume_mounts(volumes: list) -> dict[str, str]:
             source, _, rest = str(volume).partition(":")
             mounts[rest.split(":")[0]] = source
     return mounts
+
+
+# What an operator supplies (the variables compose requires); everything else is the file's.
+OPERATOR_ENV = {
+    "POSTGRES_PASSWORD": "a-database-password",
+    "DJANGO_SECRET_KEY": "x7#kq2!v9@mz4$w8^r1&t6*y3(p0)s5-u_n=b+c[d]e{f}g|h;j:l,o.i",
+}
+VARIABLE = re.compile(r"\$\{(?P<name>\w+)(?:(?P<op>:?[-?])(?P<arg>[^}]*))?\}|\$\$")
+
+
+def interpolate(value: str, host_env: dict[str, str]) -> str:
+    """Compose's variable substitution: ``${VAR}``, ``${VAR:-default}``, ``${VAR-default}``,
+    ``${VAR:?error}`` (fails when unset or empty) and ``$$`` for a literal ``$``."""
+
+    def substitute(match: re.Match) -> str:
+        if match.group(0) == "$$":
+            return "$"
+        name, op, arg = match.group("name", "op", "arg")
+        value = host_env.get(name)
+        if op == ":?" and not value:
+            raise ValueError(f"{name}: {arg}")
+        if op == ":-" and not value:
+            return arg
+        if op == "-" and value is None:
+            return arg
+        return value or ""
+
+    return VARIABLE.sub(substitute, value)
+
+
+def container_env(service: dict, host_env: dict[str, str]) -> dict[str, str]:
+    """The environment a service's container gets from the compose file and the host."""
+    return {
+        key: interpolate(value, host_env)
+        for key, value in env_dict(service.get("environment")).items()
+    }
+
+
+def check_deploy(env: dict[str, str]) -> subprocess.CompletedProcess:
+    """``manage.py check --deploy`` failing on warnings, with only ``env`` of the project's
+    variables (the test run's own DJANGO_/DATABASE_/RAG_ variables removed)."""
+    base = {
+        k: v for k, v in os.environ.items() if not k.startswith(("DJANGO_", "DATABASE_", "RAG_"))
+    }
+    return subprocess.run(
+        [sys.executable, "manage.py", "check", "--deploy", "--fail-level", "WARNING"],
+        cwd=ROOT,
+        env={**base, **env},
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
 
 
 @pytest.fixture(scope="module")
@@ -100,7 +156,7 @@ def test_worker_runs_the_projects_celery_app(services):
 def test_web_migrates_before_serving_with_gunicorn(services):
     command = " ".join(command_words(services["web"]["command"]))
     assert "manage.py migrate" in command
-    assert command.index("manage.py migrate") < command.index("gunicorn fca_site.wsgi")
+    assert command.index("manage.py migrate") < command.index("exec gunicorn")
 
 
 def test_workers_see_uploads_through_a_shared_media_volume(compose, services):
@@ -150,3 +206,64 @@ def test_image_installs_cpu_torch_before_the_requirements():
 def test_image_runs_as_a_non_root_user():
     users = re.findall(r"^USER\s+(\S+)", (ROOT / "Dockerfile").read_text(), flags=re.MULTILINE)
     assert users and users[-1] not in {"root", "0"}
+
+
+def test_compose_defaults_pass_the_deployment_checks_without_warnings(services):
+    env = container_env(services["web"], OPERATOR_ENV)
+    assert env["DJANGO_DEBUG"] == "0"
+    result = check_deploy(env)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "no issues" in result.stdout
+
+
+def test_plain_http_switch_turns_the_https_settings_off(services):
+    """DJANGO_HTTPS=0 is the documented way to run the stack without TLS; the deployment
+    checks then name what is off (proving the defaults above are what turned it on)."""
+    env = container_env(services["web"], {**OPERATOR_ENV, "DJANGO_HTTPS": "0"})
+    result = check_deploy(env)
+    output = result.stdout + result.stderr
+    assert result.returncode != 0
+    for warning in ("security.W004", "security.W008", "security.W012", "security.W016"):
+        assert warning in output, output
+
+
+def test_compose_refuses_to_start_without_the_required_secrets(services):
+    for missing in OPERATOR_ENV:
+        env = {k: v for k, v in OPERATOR_ENV.items() if k != missing}
+        with pytest.raises(ValueError, match=missing):
+            for service in services.values():
+                container_env(service, env)
+
+
+def test_web_serves_with_the_projects_gunicorn_config(services):
+    command = " ".join(command_words(services["web"]["command"]))
+    assert "gunicorn -c gunicorn.conf.py fca_site.wsgi:application" in command
+    assert (ROOT / "gunicorn.conf.py").is_file()
+    cmd = re.search(r"^CMD\s+(.+)$", (ROOT / "Dockerfile").read_text(), flags=re.MULTILINE)
+    assert cmd and '"-c", "gunicorn.conf.py"' in cmd.group(1)
+
+
+def test_gunicorn_is_pinned_in_requirements_not_installed_apart():
+    requirements = (ROOT / "requirements.txt").read_text()
+    assert re.search(r"^gunicorn==\d+\.\d+\.\d+$", requirements, flags=re.MULTILINE)
+    assert "gunicorn" not in " ".join(
+        re.findall(r"^RUN .*pip install.*$", (ROOT / "Dockerfile").read_text(), re.MULTILINE)
+    )
+
+
+def test_web_healthcheck_is_valid_python_that_accepts_the_https_redirect(services):
+    test = services["web"]["healthcheck"]["test"]
+    assert test[:3] == ["CMD", "python", "-c"]
+    compile(test[3], "healthcheck", "exec")
+    assert "301" in test[3]
+
+
+def test_worker_limits_are_passed_through_to_the_containers(services):
+    for name in APP_SERVICES:
+        env = env_dict(services[name]["environment"])
+        for variable in (
+            "CELERY_WORKER_MAX_MEMORY_PER_CHILD",
+            "RAG_MAX_UPLOAD_BYTES",
+            "RAG_MAX_REQUEST_BYTES",
+        ):
+            assert variable in env, (name, variable)

@@ -429,3 +429,52 @@ def test_a_task_for_a_deleted_document_ends_without_retry(celery_worker):
     assert record.status == "FAILURE"
     assert "987654321" in record.result
     assert f"ingest_pdf_task[{result.id}] retry" not in celery_worker.log()
+
+
+def test_the_sweep_requeues_queued_documents_whose_messages_were_lost(
+    tmp_path, corpus, wait_for_documents
+):
+    names = ["text-pdflatex-4pages.pdf", "text-google-docs-1page.pdf"]
+    with private_worker(tmp_path, concurrency=2) as worker:
+        queue = app.conf.task_routes["*"]["queue"]
+        with workers.consuming_paused(worker, queue):
+            ids = [add_document(corpus[name].path) for name in names]
+            broker = redis.Redis.from_url(TEST_BROKER_URL)
+            # This test's own queue only (the Redis is shared): a Redis restart without
+            # persistence does the same to every queue.
+            assert broker.llen(queue) == len(ids)
+            broker.delete(queue)
+            # Queued a minute ago: long enough for a message to have reached the broker.
+            Document.objects.filter(pk__in=ids).update(
+                updated_at=timezone.now() - timedelta(minutes=1)
+            )
+        # The periodic sweep, run by the worker as celery beat would send it.
+        sweep = app.send_task("requeue_stuck_documents_task").get(timeout=60)
+        documents = wait_for_documents(ids)
+
+    assert sweep["broker_checked"] is True
+    missing = "queued, its message is missing from the broker"
+    assert sweep["requeued"] == {str(pk): missing for pk in ids}
+    assert {d.status for d in documents} == {Document.Status.READY}
+
+
+def test_the_sweep_requeues_a_processing_document_whose_heartbeat_stopped(
+    celery_worker, corpus, wait_for_documents, settings
+):
+    # What a worker killed without redelivery, or one that gave up during a database outage
+    # longer than its retries, leaves behind: processing, and silent.
+    path = corpus["text-pdflatex-4pages.pdf"].path
+    data = path.read_bytes()
+    outcome = services.document_create(file=io.BytesIO(data), name=path.name, size=len(data))
+    document_id = outcome.document.pk
+    Document.objects.filter(pk=document_id).update(
+        status=Document.Status.PROCESSING,
+        last_task_id="a-run-that-died",
+        processing_started_at=timezone.now() - timedelta(minutes=20),
+        heartbeat_at=timezone.now() - timedelta(minutes=10),
+    )
+    sweep = app.send_task("requeue_stuck_documents_task").get(timeout=60)
+    (document,) = wait_for_documents([document_id])
+
+    assert sweep["requeued"][str(document_id)] == "processing, no heartbeat for 10 min"
+    assert_one_clean_set(document, expected_chunk_count(path))

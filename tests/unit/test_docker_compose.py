@@ -150,3 +150,15 @@ def test_image_installs_cpu_torch_before_the_requirements():
 def test_image_runs_as_a_non_root_user():
     users = re.findall(r"^USER\s+(\S+)", (ROOT / "Dockerfile").read_text(), flags=re.MULTILINE)
     assert users and users[-1] not in {"root", "0"}
+
+
+def test_one_beat_service_sends_the_stuck_document_sweep(services):
+    from django.conf import settings
+
+    words = command_words(services["beat"]["command"])
+    assert words[:4] == ["celery", "-A", "fca_site", "beat"]
+    assert "deploy" not in services["beat"]  # one beat: each would send its own sweeps
+    assert settings.RAG_REQUEUE_STUCK_INTERVAL > 0
+    assert settings.CELERY_BEAT_SCHEDULE["requeue-stuck-documents"]["task"] == (
+        "requeue_stuck_documents_task"
+    )

@@ -170,9 +170,10 @@ def test_a_processing_document_with_a_recent_heartbeat_is_never_requeued(
     with django_capture_on_commit_callbacks() as callbacks:
         report = services.document_requeue_stuck(older_than=timedelta(0))
         # The admin's reingest of a "stuck" document goes by the same rule.
-        assert services.document_ingest_enqueue(
-            document_ids=[running.pk], stuck_after=timedelta(0)
-        ) == {}
+        assert (
+            services.document_ingest_enqueue(document_ids=[running.pk], stuck_after=timedelta(0))
+            == {}
+        )
     assert (report.found, report.processing, callbacks) == ([], 1, [])
     running.refresh_from_db()
     assert (running.status, running.last_task_id) == ("processing", "running")

@@ -244,7 +244,7 @@ def requeue_stuck_view(model_admin: DocumentAdmin, request: HttpRequest) -> Http
     if not model_admin.has_change_permission(request):
         raise PermissionDenied
     try:
-        queued = services.document_requeue_stuck(older_than=selectors.stuck_after())
+        queued = services.document_requeue_stuck(older_than=selectors.stuck_after()).requeued
     except BrokerError:
         logger.exception("requeue of stuck documents failed: broker unreachable")
         broker_down(request)

@@ -104,6 +104,13 @@ class Document(models.Model):
         blank=True,
         help_text="When a worker started the latest ingestion.",
     )
+    heartbeat_at = models.DateTimeField(
+        "heartbeat",
+        null=True,
+        blank=True,
+        help_text="Last sign of life of the running ingestion (with its progress, and every "
+        "few seconds): processing and silent for RAG_HEARTBEAT_STALE_SECONDS means stuck.",
+    )
     ingested_at = models.DateTimeField(
         "ingested", null=True, blank=True, help_text="When the current chunks were written."
     )

@@ -134,9 +134,9 @@ def _progress_bar(document: Document) -> SafeString:
 
 def _stuck_note(document: Document) -> SafeString:
     # The same clocks as selectors.stuck_q: a queued document's last change, a processing one's
-    # start (a queued document may still carry the start of an earlier run).
+    # last heartbeat (a queued document may still carry the start of an earlier run).
     if document.status == Status.PROCESSING:
-        what, since = "processing", document.processing_started_at
+        what, since = "processing, silent", selectors.document_last_sign_of_life(document)
     else:
         what, since = "queued", document.updated_at
     return format_html(

@@ -17,6 +17,7 @@ from datetime import timedelta
 from enum import StrEnum
 from typing import IO, Any
 
+from celery import current_app
 from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.core.files import File
@@ -27,6 +28,7 @@ from kombu.exceptions import OperationalError as BrokerError
 
 from documents import ingestion, selectors
 from documents.models import Document
+from documents.selectors import INGEST_TASK_NAME
 from documents.storage import document_upload_path
 
 logger = logging.getLogger(__name__)
@@ -192,7 +194,11 @@ def _title_from_name(name: str) -> str:
 
 
 def _transition(document_id: int, *, to: str, when: Q, **fields: Any) -> bool:
-    """Move a document to status ``to`` if it matches ``when``; report whether it did."""
+    """Move a document to status ``to`` if it matches ``when``; report whether it did.
+
+    One UPDATE: PostgreSQL evaluates ``when`` on the row as it is when the update takes the
+    row's lock, so a concurrent change is either seen or waited for, never overwritten.
+    """
     updated = Document.objects.filter(when, pk=document_id).update(
         status=to, updated_at=timezone.now(), **fields
     )
@@ -203,52 +209,69 @@ def _status_in(*statuses: str) -> Q:
     return Q(status__in=statuses)
 
 
+ACTIVE = (Status.QUEUED, Status.PROCESSING)
+
+
 def document_ingest_enqueue(
     *, document_ids: Sequence[int], force: bool = True, stuck_after: timedelta | None = None
 ) -> dict[int, str]:
     """Queue ingestion of documents; return ``{document_id: task_id}`` for those queued.
 
     New documents (queued, no task yet) and failed ones are queued; ready ones only with
-    ``force``; queued or processing ones only when stuck for longer than ``stuck_after`` (their
-    message or worker was lost), else their task is on its way and they are left alone. The
-    message is sent when the surrounding transaction commits, so a worker never receives an id
-    it cannot see yet.
+    ``force``; queued or processing ones only when stuck (queued for longer than
+    ``stuck_after``, or processing with no heartbeat for RAG_HEARTBEAT_STALE_SECONDS), else
+    their task is on its way or running and they are left alone. The message is sent when the
+    surrounding transaction commits, so a worker never receives an id it cannot see yet.
     """
-    from documents.tasks import ingest_pdf_task
-
     eligible = Q(status=Status.QUEUED, last_task_id="") | _status_in(Status.FAILED)
     if force:
         eligible |= _status_in(Status.READY)
     if stuck_after is not None:
-        eligible |= selectors.stuck_q(timezone.now() - stuck_after)
+        eligible |= selectors.stuck_q(queued_before=timezone.now() - stuck_after)
     queued: dict[int, str] = {}
     for document_id in document_ids:
-        task_id = str(uuid.uuid4())
-        if not _transition(
-            document_id, to=Status.QUEUED, when=eligible, last_task_id=task_id, attempts=0
-        ):
-            continue
-        queued[document_id] = task_id
-        transaction.on_commit(
-            lambda d=document_id, t=task_id: ingest_pdf_task.apply_async(args=[d], task_id=t)
-        )
+        task_id = _requeue(document_id, when=eligible)
+        if task_id:
+            queued[document_id] = task_id
     logger.info("ingestion queued documents=%s", sorted(queued))
     return queued
 
 
-def document_requeue_stuck(*, older_than: timedelta | None = None) -> dict[int, str]:
-    """Enqueue again the documents queued or processing for longer than ``older_than``.
+def _requeue(document_id: int, *, when: Q) -> str | None:
+    """Give the document a new task if it matches ``when``; send it on commit; its id or None.
 
-    The database, not the broker, says what is owed: a message lost with a Redis restart, or a
-    worker killed without redelivery, leaves its document stuck, and this brings it back.
+    The task is sent by its registered name (stable by design, see DESIGN.md decision 1), so
+    this module needs nothing from ``documents.tasks`` and routing stays Celery's.
     """
-    if older_than is None:
-        older_than = timedelta(seconds=settings.RAG_STUCK_AFTER_SECONDS)
-    ids = list(selectors.stuck_documents(older_than=older_than).values_list("pk", flat=True))
-    queued = document_ingest_enqueue(document_ids=ids, force=False, stuck_after=older_than)
-    if queued:
-        logger.warning("stuck documents requeued documents=%s", sorted(queued))
-    return queued
+    task_id = str(uuid.uuid4())
+    if not _transition(document_id, to=Status.QUEUED, when=when, last_task_id=task_id, attempts=0):
+        return None
+    transaction.on_commit(
+        lambda: current_app.send_task(INGEST_TASK_NAME, args=[document_id], task_id=task_id)
+    )
+    return task_id
+
+
+def document_requeue_stuck(*, older_than: timedelta | None = None) -> selectors.StuckReport:
+    """Find the stuck documents, say why each one is stuck, and enqueue each one again.
+
+    The database and the broker, not a worker, say what is owed: a processing document whose
+    heartbeat stopped (its worker died, or gave up during a database outage), a queued one
+    whose message is gone (Redis flushed or restarted) or was never sent. ``older_than`` is
+    how long a queued document may wait (see :func:`selectors.find_stuck`). Each requeue is
+    conditional on what was seen, so a document that moved on meanwhile is left alone.
+    """
+    report = selectors.find_stuck(older_than=older_than)
+    for found in report.found:
+        found.task_id = _requeue(found.document_id, when=found.still_stuck)
+    if report.requeued:
+        logger.warning(
+            "stuck documents requeued %s",
+            "; ".join(
+                f"document_id={f.document_id}: {f.reason}" for f in report.found if f.task_id
+            ),
+        )
+    return report
 
 
 # --- ingestion (runs in the worker) ---------------------------------------------------------
@@ -257,48 +280,108 @@ def document_requeue_stuck(*, older_than: timedelta | None = None) -> dict[int, 
 def document_ingest(*, document_id: int, task_id: str | None) -> dict[str, Any]:
     """Ingest one document: the body of ``ingest_pdf_task``.
 
-    Returns the JSON-friendly result. A permanent error marks the document FAILED and is
-    re-raised (so Celery records a failure); a transient one leaves the document PROCESSING and
-    is re-raised for the task to retry. A message for a document whose ingestion is running
-    elsewhere (a redelivery racing the original) or that a newer task superseded does nothing.
+    Returns the JSON-friendly result. Only the holder of the document's ingestion lock runs,
+    and only for the document's current task (checked in the same UPDATE that marks it
+    PROCESSING); any other message does nothing and says why (``skipped``): a superseded one,
+    a redelivery of a finished one, or a second delivery while an ingestion is running (that
+    one finishes the document). A requeue that arrives while this run holds the lock is
+    answered by this run (the stored file cannot change), so its outcome is recorded even then.
+    A permanent error marks the document FAILED and is re-raised (so Celery records a failure);
+    a transient one leaves it PROCESSING and is re-raised for the task to retry. ``task_id``
+    None runs in this process whatever the document's task (in-process callers such as bench).
     """
-    document = Document.objects.filter(pk=document_id).first()
-    if document is None:
+    if not Document.objects.filter(pk=document_id).exists():
         raise ingestion.DocumentMissingError(f"Document {document_id} does not exist.")
-    if task_id and document.last_task_id and document.last_task_id != task_id:
-        logger.info(
-            "ingestion skipped document_id=%d task_id=%s superseded_by=%s",
-            document_id,
-            task_id,
-            document.last_task_id,
-        )
-        return {"status": "skipped", "document_id": document_id, "reason": "superseded"}
+    current = Q(last_task_id=task_id, status__in=ACTIVE) if task_id else Q()
+    run_id = task_id or f"local-{uuid.uuid4()}"
     with ingestion_lock(document_id) as acquired:
         if not acquired:
-            logger.info("ingestion skipped document_id=%d: already running", document_id)
-            return {"status": "skipped", "document_id": document_id, "reason": "already running"}
-        if document.attempts >= settings.RAG_MAX_ATTEMPTS:
-            message = (
-                f"Ingestion started {document.attempts} times without finishing: the worker was "
-                "killed each time (out of memory, or a crash while reading this PDF)."
+            logger.info(
+                "ingestion skipped document_id=%d task_id=%s: already running, the running "
+                "ingestion finishes the document",
+                document_id,
+                task_id,
             )
-            document_mark_failed(document_id=document_id, code="crashed", message=message)
-            raise ingestion.PermanentIngestError(message)
-        _transition(
+            return _skipped(document_id, "already running")
+        started = _transition(
             document_id,
             to=Status.PROCESSING,
-            when=Q(),
+            when=current,
+            last_task_id=run_id,
             processing_started_at=timezone.now(),
+            heartbeat_at=timezone.now(),
             attempts=F("attempts") + 1,
             pages_done=0,
         )
+        document = Document.objects.filter(pk=document_id).first()
+        if document is None:
+            raise ingestion.DocumentMissingError(f"Document {document_id} does not exist.")
+        if not started:
+            reason = (
+                f"superseded by task {document.last_task_id}"
+                if document.last_task_id != run_id
+                else f"already finished ({document.status})"
+            )
+            logger.info(
+                "ingestion skipped document_id=%d task_id=%s: %s", document_id, task_id, reason
+            )
+            return _skipped(document_id, reason)
         try:
-            result = ingestion.ingest_document(document)
-        except ingestion.PermanentIngestError as exc:
-            document_mark_failed(document_id=document_id, code=exc.code, message=exc.message)
+            result = _run_holding_lock(document, run_id)
+        except BaseException:
+            _keep_ownership(document_id, run_id)
             raise
-        document_mark_ready(document_id=document_id, result=result)
+    return result
+
+
+def _run_holding_lock(document: Document, run_id: str) -> dict[str, Any]:
+    if document.attempts > settings.RAG_MAX_ATTEMPTS:
+        message = (
+            f"Ingestion started {document.attempts - 1} times without finishing: the worker was "
+            "killed each time (out of memory, or a crash while reading this PDF)."
+        )
+        _finish_failed(document.pk, run_id, code="crashed", message=message)
+        raise ingestion.PermanentIngestError(message)
+    try:
+        result = ingestion.ingest_document(document)
+    except ingestion.PermanentIngestError as exc:
+        _finish_failed(document.pk, run_id, code=exc.code, message=exc.message)
+        raise
+    if not document_mark_ready(document_id=document.pk, task_id=run_id, result=result):
+        now = Document.objects.filter(pk=document.pk).values_list("status", flat=True).first()
+        logger.warning(
+            "ingestion result not recorded document_id=%d task_id=%s: the document is %s",
+            document.pk,
+            run_id,
+            now or "deleted",
+        )
+        return {**result, "status": "not_recorded", "document_status": now or "deleted"}
     return {"status": "success", **result}
+
+
+def _skipped(document_id: int, reason: str) -> dict[str, Any]:
+    return {"status": "skipped", "document_id": document_id, "reason": reason}
+
+
+def _finished_by(task_id: str) -> Q:
+    """The document is this run's to finish: its current task, or requeued while it held the
+    ingestion lock (no other run could start meanwhile, and the stored file is the same)."""
+    return Q(status=Status.PROCESSING, last_task_id=task_id) | Q(status=Status.QUEUED)
+
+
+def _keep_ownership(document_id: int, task_id: str) -> None:
+    """After an error that ends this run without a final state (a transient error to retry, a
+    time limit, a crash), take back a document that was requeued meanwhile: the newer
+    message, if it came, gave way to this run, which its retry or failure record now answers."""
+    if _transition(
+        document_id,
+        to=Status.PROCESSING,
+        when=Q(status=Status.QUEUED) & ~Q(last_task_id=task_id),
+        last_task_id=task_id,
+    ):
+        logger.info(
+            "ingestion keeps document_id=%d task_id=%s after a requeue", document_id, task_id
+        )
 
 
 # Key space of the session advisory lock held while a document is ingested (distinct from the
@@ -311,7 +394,9 @@ def ingestion_lock(document_id: int) -> Iterator[bool]:
     """Hold a PostgreSQL session advisory lock for one document's ingestion, if free.
 
     Held on Django's connection for the whole ingestion; if the worker dies, the connection
-    closes and PostgreSQL releases the lock, so a redelivered message can proceed.
+    closes and PostgreSQL releases the lock, so a redelivered message can proceed. A second
+    delivery never waits for it (that would hold a worker slot for a whole ingestion and
+    spend its time limit): it gives way.
     """
     with connection.cursor() as cursor:
         cursor.execute("SELECT pg_try_advisory_lock(%s, %s)", [INGEST_LOCK_NAMESPACE, document_id])
@@ -326,12 +411,14 @@ def ingestion_lock(document_id: int) -> Iterator[bool]:
                 )
 
 
-def document_mark_ready(*, document_id: int, result: dict[str, Any]) -> bool:
-    """Record a successful ingestion (counts were written with the chunks)."""
+def document_mark_ready(*, document_id: int, task_id: str, result: dict[str, Any]) -> bool:
+    """Record the successful ingestion by ``task_id`` (counts were written with the chunks);
+    report whether it was recorded (not when the document is finished or deleted already)."""
     return _transition(
         document_id,
         to=Status.READY,
-        when=_status_in(Status.PROCESSING),
+        when=_finished_by(task_id),
+        last_task_id=task_id,
         error_code="",
         error_message="",
         timings=result.get("seconds", {}),
@@ -339,17 +426,35 @@ def document_mark_ready(*, document_id: int, result: dict[str, Any]) -> bool:
     )
 
 
-def document_mark_failed(*, document_id: int, code: str, message: str) -> bool:
-    """Record a failure with its code and readable reason.
+def _finish_failed(document_id: int, task_id: str, *, code: str, message: str) -> bool:
+    """Record a failure found by the run that holds the lock (see :func:`_finished_by`)."""
+    return _mark_failed(document_id, when=_finished_by(task_id), code=code, message=message)
 
-    The previous chunks and counts are left as they were: a failed reingest keeps the last good
-    version searchable.
+
+def document_mark_failed(
+    *, document_id: int, code: str, message: str, task_id: str | None = None
+) -> bool:
+    """Record a failure with its code and readable reason; report whether it was recorded.
+
+    With ``task_id``, only while the document is still that task's: the failure of a
+    superseded run never ends a newer one. The previous chunks and counts are left as they
+    were: a failed reingest keeps the last good version searchable.
     """
-    logger.warning("ingestion failed document_id=%d code=%s message=%s", document_id, code, message)
-    return _transition(
-        document_id,
-        to=Status.FAILED,
-        when=_status_in(Status.QUEUED, Status.PROCESSING),
-        error_code=code[:32],
-        error_message=message,
+    when = _status_in(*ACTIVE)
+    if task_id:
+        when &= Q(last_task_id=task_id)
+    return _mark_failed(document_id, when=when, code=code, message=message)
+
+
+def _mark_failed(document_id: int, *, when: Q, code: str, message: str) -> bool:
+    recorded = _transition(
+        document_id, to=Status.FAILED, when=when, error_code=code[:32], error_message=message
     )
+    logger.warning(
+        "ingestion failed document_id=%d code=%s recorded=%s message=%s",
+        document_id,
+        code,
+        recorded,
+        message,
+    )
+    return recorded

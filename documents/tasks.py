@@ -53,7 +53,7 @@ def ingest_pdf_task(self: Task, document_id: int) -> dict[str, Any]:
     except TRANSIENT_ERRORS as exc:
         if self.request.retries >= self.max_retries:
             _record_failure(
-                document_id, "transient", f"Gave up after {self.max_retries} retries: {exc}"
+                self, document_id, "transient", f"Gave up after {self.max_retries} retries: {exc}"
             )
             raise
         countdown = retry_delay(self.request.retries)
@@ -67,6 +67,7 @@ def ingest_pdf_task(self: Task, document_id: int) -> dict[str, Any]:
         raise self.retry(exc=exc, countdown=countdown) from exc
     except SoftTimeLimitExceeded:
         _record_failure(
+            self,
             document_id,
             "timeout",
             "Ingestion exceeded its time limit (CELERY_TASK_SOFT_TIME_LIMIT); the PDF is too "
@@ -77,21 +78,30 @@ def ingest_pdf_task(self: Task, document_id: int) -> dict[str, Any]:
         # Unexpected: record it on the document so nothing stays "processing", then let Celery
         # record the failure too.
         logger.exception("ingestion crashed document_id=%s", document_id)
-        _record_failure(document_id, "internal", f"{type(exc).__name__}: {exc}")
+        _record_failure(self, document_id, "internal", f"{type(exc).__name__}: {exc}")
         raise
 
 
-def _record_failure(document_id: int, code: str, message: str) -> None:
+def _record_failure(task: Task, document_id: int, code: str, message: str) -> None:
+    """Record the failure if the document is still this task's (a superseded run's failure
+    must not end the newer one)."""
     try:
-        services.document_mark_failed(document_id=document_id, code=code, message=message)
+        services.document_mark_failed(
+            document_id=document_id, code=code, message=message, task_id=task.request.id
+        )
     except (OperationalError, InterfaceError):
-        # The database is what failed: the document stays visibly in progress and is picked up
-        # again by the stuck-document recovery (ingest --requeue-stuck).
+        # The database is what failed: the document stays visibly in progress, its heartbeat
+        # stops, and the stuck-document sweep requeues it once the database is back.
         logger.exception("could not record failure document_id=%s code=%s", document_id, code)
 
 
 @shared_task(name="requeue_stuck_documents_task")
 def requeue_stuck_documents_task() -> dict[str, Any]:
-    """Re-enqueue documents queued or processing for too long (periodic; see README)."""
-    queued = services.document_requeue_stuck()
-    return {"requeued": sorted(queued)}
+    """The stuck-document sweep (periodic, under celery beat; see README): requeue documents
+    whose ingestion died or whose message was lost, and say why for each."""
+    report = services.document_requeue_stuck()
+    return {
+        "requeued": {str(found.document_id): found.reason for found in report.requeued},
+        "checked": {"queued": report.queued, "processing": report.processing},
+        "broker_checked": report.broker_checked,
+    }

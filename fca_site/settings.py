@@ -262,19 +262,26 @@ RAG_RETRY_MAX_SECONDS = float(os.environ.get("RAG_RETRY_MAX_SECONDS", "300"))
 # A document started this many times without finishing (its worker was killed, ran out of
 # memory, or crashed in native code) is failed as "crashed" instead of being redelivered forever.
 RAG_MAX_ATTEMPTS = int(os.environ.get("RAG_MAX_ATTEMPTS", str(RAG_TASK_MAX_RETRIES + 3)))
-# Documents queued or processing for longer than this are "stuck": shown by the admin filter
-# and re-enqueued by `ingest --requeue-stuck` (and the periodic task below). Longer than the
-# hard time limit, so a running ingestion is never taken for a stuck one.
+# A processing document whose ingestion showed no sign of life (its heartbeat, written with
+# its progress and at least every 20 s) for this long counts as stuck: its worker died, was
+# killed, or gave up during a database outage. Minutes, not the hard time limit.
+RAG_HEARTBEAT_STALE_SECONDS = int(os.environ.get("RAG_HEARTBEAT_STALE_SECONDS", "180"))
+# A queued document counts as stuck when its message is missing from the broker (read in Redis;
+# see documents.broker_queue); with another broker, or in the admin's stuck filter, when it
+# has been queued for longer than this.
 RAG_STUCK_AFTER_SECONDS = int(
     os.environ.get("RAG_STUCK_AFTER_SECONDS", str(CELERY_TASK_TIME_LIMIT + 300))
 )
-# Seconds between runs of requeue_stuck_documents_task under `celery beat`; 0 disables it.
-RAG_REQUEUE_STUCK_INTERVAL = int(os.environ.get("RAG_REQUEUE_STUCK_INTERVAL", "0"))
+# Seconds between runs of requeue_stuck_documents_task (the stuck-document sweep) under celery
+# beat (docker-compose's beat service, or a worker started with -B); 0 disables it.
+RAG_REQUEUE_STUCK_INTERVAL = int(os.environ.get("RAG_REQUEUE_STUCK_INTERVAL", "60"))
 CELERY_BEAT_SCHEDULE = (
     {
         "requeue-stuck-documents": {
             "task": "requeue_stuck_documents_task",
             "schedule": RAG_REQUEUE_STUCK_INTERVAL,
+            # A sweep not started within one interval is replaced by the next one.
+            "options": {"expires": RAG_REQUEUE_STUCK_INTERVAL},
         }
     }
     if RAG_REQUEUE_STUCK_INTERVAL > 0

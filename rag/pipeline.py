@@ -37,6 +37,9 @@ READ_IN_PROCESS_MIN_PAGES = 20
 EMBED_CALLS_IN_FLIGHT = 2
 # Seconds between progress updates of one ingestion (each is a small UPDATE of its own).
 PROGRESS_EVERY_SECONDS = 1.0
+# Seconds between heartbeats when no progress is published; well under the Django side's
+# RAG_HEARTBEAT_STALE_SECONDS, after which a silent ingestion counts as dead.
+HEARTBEAT_EVERY_SECONDS = 20.0
 
 
 @dataclass
@@ -72,26 +75,44 @@ class _Stopwatch:
 
 
 class _Progress:
-    """Publishes pages done of total on the document row, at most once per interval."""
+    """Publishes pages done of total on the document row, at most once per interval, and the
+    heartbeat that shows the ingestion is alive (with each publication, and on a timer)."""
 
-    def __init__(self, engine: AsyncEngine, document_id: int, page_count: int) -> None:
+    def __init__(self, engine: AsyncEngine, document_id: int) -> None:
         self.engine = engine
         self.document_id = document_id
-        self.page_count = page_count
+        self.page_count: int | None = None  # known once the PDF is open
+        self.pages_done = 0
         self.published_at = float("-inf")
+        # One publication at a time: they share the pool's second connection.
+        self._publishing = asyncio.Lock()
 
     async def maybe_publish(self, pages_done: int) -> None:
+        self.pages_done = pages_done
         if time.monotonic() - self.published_at >= PROGRESS_EVERY_SECONDS:
             await self.publish(pages_done)
 
     async def publish(self, pages_done: int) -> None:
-        self.published_at = time.monotonic()
-        await store.record_progress(
-            self.engine,
-            document_id=self.document_id,
-            pages_done=pages_done,
-            page_count=self.page_count,
-        )
+        self.pages_done = pages_done
+        async with self._publishing:
+            self.published_at = time.monotonic()
+            await store.record_progress(
+                self.engine,
+                document_id=self.document_id,
+                pages_done=pages_done,
+                page_count=self.page_count,
+            )
+
+    async def beat(self) -> None:
+        """Publish every HEARTBEAT_EVERY_SECONDS until cancelled, so a slow page or a long
+        embedding call still shows a live ingestion. A failed beat is logged and the next one
+        tried: a lost database is the ingestion's own error to report."""
+        while True:
+            await asyncio.sleep(HEARTBEAT_EVERY_SECONDS)
+            try:
+                await self.publish(self.pages_done)
+            except DBAPIError as exc:
+                logger.warning("heartbeat not written document_id=%d: %s", self.document_id, exc)
 
 
 def _end_queue_now(queue: asyncio.Queue[Any]) -> None:
@@ -148,6 +169,17 @@ class IngestPipeline:
         transaction rolls back: the previous chunks stay) and
         :class:`~rag.errors.TransientIngestError` when the database fails.
         """
+        progress = _Progress(self.engine, document_id)
+        heartbeat = asyncio.create_task(progress.beat())
+        try:
+            return await self._ingest(document_id, stream, progress)
+        finally:
+            heartbeat.cancel()
+            await asyncio.gather(heartbeat, return_exceptions=True)
+
+    async def _ingest(
+        self, document_id: int, stream: BinaryIO, progress: _Progress
+    ) -> IngestResult:
         watch = _Stopwatch()
         total_started = time.perf_counter()
         try:
@@ -163,7 +195,7 @@ class IngestPipeline:
                 stream.seek(0)
                 data = await asyncio.to_thread(stream.read)
             watch.add("parse", started)
-            progress = _Progress(self.engine, document_id, pdf.page_count)
+            progress.page_count = pdf.page_count
             await progress.publish(0)
             async with self.engine.begin() as conn:
                 await store.begin_replacement(conn, document_id=document_id)

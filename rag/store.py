@@ -62,6 +62,7 @@ class DocumentRow(Base):
     chunk_count: Mapped[int] = mapped_column(Integer)
     embedder: Mapped[str] = mapped_column(String(200))
     updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    heartbeat_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
 
 
 class ChunkRow(Base):
@@ -243,16 +244,18 @@ async def finish_replacement(
 
 
 async def record_progress(
-    engine: AsyncEngine, *, document_id: int, pages_done: int, page_count: int
+    engine: AsyncEngine, *, document_id: int, pages_done: int, page_count: int | None
 ) -> None:
-    """Publish how far an ingestion got, in a short transaction of its own.
+    """Publish how far an ingestion got, and that it is alive (its heartbeat), in a short
+    transaction of its own. ``page_count`` None (not known yet) publishes the heartbeat only.
 
     It must not be part of the replacement transaction, whose changes nobody sees until the
     end; so it takes a second connection from the pool (hence a pool of at least two).
     """
+    values: dict = {"heartbeat_at": func.now()}
+    if page_count is not None:
+        values.update(pages_done=pages_done, page_count=page_count)
     async with engine.begin() as conn:
         await conn.execute(
-            update(DocumentRow)
-            .where(DocumentRow.id == document_id)
-            .values(pages_done=pages_done, page_count=page_count)
+            update(DocumentRow).where(DocumentRow.id == document_id).values(**values)
         )

@@ -40,8 +40,9 @@ log "Creating an admin user (once)"
 log "Rendering sample PDFs from the project's documentation"
 "${MANAGE[@]}" make_sample_pdfs "$ROOT/.data/samples"
 
-log "Starting a Celery worker (log: .data/logs/worker.log)"
-DJANGO_LOG_LEVEL=INFO "$VENV/bin/celery" -A fca_site worker --loglevel=INFO --concurrency=2 \
+log "Starting a Celery worker with its embedded beat (the stuck-document sweep; log: .data/logs/worker.log)"
+DJANGO_LOG_LEVEL=INFO "$VENV/bin/celery" -A fca_site worker -B --loglevel=INFO --concurrency=2 \
+    --schedule "$ROOT/.data/celerybeat-schedule" \
     --hostname "demo-$$@%h" >"$ROOT/.data/logs/worker.log" 2>&1 &
 worker_pid=$!
 
@@ -61,7 +62,7 @@ To browse the results in the admin:
     .venv/bin/python manage.py runserver
     open http://127.0.0.1:8000/admin/   (user and password: see above)
 To ingest more, keep a worker running in another terminal:
-    .venv/bin/celery -A fca_site worker --loglevel=INFO
+    .venv/bin/celery -A fca_site worker -B --loglevel=INFO   # -B: the stuck-document sweep
     .venv/bin/python manage.py ingest PATH... --wait
     .venv/bin/python manage.py search "your question" -k 5
 MSG

@@ -6,6 +6,9 @@ from __future__ import annotations
 import io
 import json
 import time
+from collections.abc import Callable, Iterator
+from contextlib import ExitStack, contextmanager
+from datetime import timedelta
 from pathlib import Path
 
 import psutil
@@ -14,7 +17,8 @@ import redis
 from django.conf import settings
 from django.core.management import call_command
 from django.core.management.base import CommandError
-from django.db import connection
+from django.db import connection, transaction
+from django.utils import timezone
 from django_celery_results.models import TaskResult
 
 from documents import services
@@ -26,6 +30,7 @@ from rag.chunking import chunk_pages
 from rag.config import EmbedderConfig
 from rag.embedding import HashEmbedder
 from rag.parsing import PdfDocument
+from rag.store import DOCUMENT_LOCK_NAMESPACE
 from tests import pdf_factory, workers
 from tests.conftest import TEST_BROKER_URL, TEST_QUEUE
 from tests.integration.conftest import private_worker
@@ -59,11 +64,51 @@ def expected_chunk_count(path: Path) -> int:
         return sum(1 for _ in chunks)
 
 
-def wait_for_status(document_id: int, status: str, timeout: float = 60.0) -> None:
+def wait_until(condition: Callable[[], object], what: str, timeout: float = 60.0) -> None:
+    """Poll ``condition`` until it is true; fail saying ``what`` never happened."""
     deadline = time.monotonic() + timeout
-    while Document.objects.get(pk=document_id).status != status:
-        assert time.monotonic() < deadline, f"document {document_id} never reached {status}"
+    while not condition():
+        assert time.monotonic() < deadline, f"{what}: not after {timeout}s"
         time.sleep(0.05)
+
+
+def wait_for_status(document_id: int, status: str, timeout: float = 60.0) -> None:
+    wait_until(
+        lambda: Document.objects.get(pk=document_id).status == status,
+        f"document {document_id} reaching {status}",
+        timeout,
+    )
+
+
+@contextmanager
+def chunk_replacement_held(document_id: int) -> Iterator[Callable[[], bool]]:
+    """Hold the lock rag takes to replace a document's chunks: an ingestion of it runs up to
+    that point (PROCESSING, heartbeat, pages read) and waits there until the block ends.
+    Yields a probe: is an ingestion waiting for it now?"""
+    key = [DOCUMENT_LOCK_NAMESPACE, document_id]
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT pg_advisory_lock(%s, %s)", key)
+
+    def waited_on() -> bool:
+        with connection.cursor() as cursor:
+            cursor.execute(
+                "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND NOT granted "
+                "AND classid = %s AND objid = %s AND objsubid = 2",
+                key,
+            )
+            return cursor.fetchone()[0] > 0
+
+    try:
+        yield waited_on
+    finally:
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT pg_advisory_unlock(%s, %s)", key)
+
+
+def task_result(task_id: str) -> dict | None:
+    """The stored result of a finished task (None until it finished)."""
+    record = TaskResult.objects.filter(task_id=task_id, status="SUCCESS").first()
+    return json.loads(record.result) if record else None
 
 
 def wait_for_log(worker, text: str, timeout: float = 90.0) -> None:
@@ -86,8 +131,7 @@ def test_killing_the_worker_child_mid_ingestion_redelivers_and_ends_with_one_cle
     path = corpus[BOOK].path
     with private_worker(tmp_path, concurrency=1) as worker:
         document_id = add_document(path)
-        wait_for_status(document_id, Document.Status.PROCESSING)
-        time.sleep(0.5)
+        wait_until(lambda: Document.objects.get(pk=document_id).pages_done > 0, "pages embedded")
         (child,) = psutil.Process(worker.process.pid).children()
         child.kill()
         (document,) = wait_for_documents([document_id], timeout=180)
@@ -97,22 +141,130 @@ def test_killing_the_worker_child_mid_ingestion_redelivers_and_ends_with_one_cle
     assert "SIGKILL" in worker.log()
 
 
-def test_the_same_message_delivered_twice_at_once_writes_one_set_of_chunks(
-    celery_worker, corpus, wait_for_documents
+def test_two_deliveries_at_the_same_moment_one_runs_and_the_other_gives_way(
+    tmp_path, corpus, wait_for_documents
 ):
-    path = corpus["text-openoffice-55pages.pdf"].path
-    document_id = add_document(path)
-    task_id = Document.objects.get(pk=document_id).last_task_id
-    # A redelivery of the very same message, racing the original on the second child.
-    ingest_pdf_task.apply_async(args=[document_id], task_id=task_id)
-    (document,) = wait_for_documents([document_id])
-    deadline = time.monotonic() + 60
-    while celery_worker.log().count(f"ingest_pdf_task[{task_id}] succeeded") < 2:
-        assert time.monotonic() < deadline, "the duplicate delivery never finished"
-        time.sleep(0.2)
+    path = corpus["text-pdflatex-4pages.pdf"].path
+    with private_worker(tmp_path, concurrency=2) as worker, ExitStack() as held:
+        queue = app.conf.task_routes["*"]["queue"]
+        with workers.consuming_paused(worker, queue):
+            document_id = add_document(path)
+            task_id = Document.objects.get(pk=document_id).last_task_id
+            # A redelivery of the very same message: both wait in the queue, then the two
+            # worker children take one each at once.
+            ingest_pdf_task.apply_async(args=[document_id], task_id=task_id)
+            # The run that wins the ingestion lock is held just before replacing the chunks,
+            # so the other one certainly finds the lock taken.
+            ingestion_waits = held.enter_context(chunk_replacement_held(document_id))
+        wait_until(ingestion_waits, "one ingestion reaching the chunk replacement")
+        wait_for_log(worker, f"task_id={task_id}: already running")
+        document = Document.objects.get(pk=document_id)
+        assert (document.status, document.attempts) == (Document.Status.PROCESSING, 1)
+        held.close()
+        (document,) = wait_for_documents([document_id])
+        wait_until(
+            lambda: worker.log().count(f"ingest_pdf_task[{task_id}] succeeded") == 2,
+            "both deliveries finishing",
+        )
 
-    document.refresh_from_db()
     assert_one_clean_set(document, expected_chunk_count(path))
+    assert document.attempts == 1, "the second delivery ran the ingestion too"
+    assert worker.log().count(f"ingest_pdf_task[{task_id}] succeeded") == 2
+
+
+def test_a_message_superseded_as_it_starts_does_nothing(tmp_path, corpus, wait_for_documents):
+    path = corpus["text-pdflatex-4pages.pdf"].path
+    with private_worker(tmp_path, concurrency=1) as worker:
+        queue = app.conf.task_routes["*"]["queue"]
+        with workers.consuming_paused(worker, queue):
+            document_id = add_document(path)
+            first = Document.objects.get(pk=document_id).last_task_id
+        with transaction.atomic():
+            # Hold the document's row: the first task gets past every read and waits in the
+            # UPDATE that marks the document PROCESSING; a reingest supersedes it meanwhile.
+            Document.objects.select_for_update().get(pk=document_id)
+            wait_until(row_update_waiting, "the first task waiting to mark it processing")
+            queued = services.document_ingest_enqueue(
+                document_ids=[document_id], stuck_after=timedelta(0)
+            )
+        second = queued[document_id]
+        (document,) = wait_for_documents([document_id])
+        wait_until(lambda: task_result(first) is not None, "the first task finishing")
+
+    assert task_result(first) == {
+        "status": "skipped",
+        "document_id": document_id,
+        "reason": f"superseded by task {second}",
+    }
+    assert task_result(second)["status"] == "success"
+    assert_one_clean_set(document, expected_chunk_count(path))
+    assert (document.attempts, document.last_task_id) == (1, second)
+    assert "ingestion kept" not in worker.log()
+
+
+def row_update_waiting() -> bool:
+    """Is another connection to the test database waiting for a lock (the row we hold)?"""
+    with connection.cursor() as cursor:
+        # Inside a transaction PostgreSQL keeps its first view of pg_stat_activity: drop it.
+        cursor.execute("SELECT pg_stat_clear_snapshot()")
+        cursor.execute(
+            "SELECT query FROM pg_stat_activity WHERE wait_event_type = 'Lock' "
+            "AND datname = current_database() AND pid <> pg_backend_pid()"
+        )
+        return any(query.startswith("UPDATE") for (query,) in cursor.fetchall())
+
+
+def test_requeue_stuck_leaves_a_running_ingestion_alone_and_it_ends_ready(
+    tmp_path, corpus, wait_for_documents
+):
+    path = corpus["text-pdflatex-4pages.pdf"].path
+    with private_worker(tmp_path, concurrency=2):
+        document_id = add_document(path)
+        task_id = Document.objects.get(pk=document_id).last_task_id
+        with chunk_replacement_held(document_id) as ingestion_waits:
+            wait_until(ingestion_waits, "the ingestion reaching the chunk replacement")
+            out = io.StringIO()
+            call_command("ingest", "--requeue-stuck", "--older-than", "0", stdout=out)
+            assert "No stuck documents (1 processing, all with a recent heartbeat" in (
+                out.getvalue()
+            )
+        (document,) = wait_for_documents([document_id])
+
+    assert_one_clean_set(document, expected_chunk_count(path))
+    assert (document.last_task_id, document.attempts) == (task_id, 1)
+
+
+def test_a_requeue_during_a_run_is_answered_by_that_run(tmp_path, corpus, wait_for_documents):
+    # However a requeue of a running ingestion comes about (here its heartbeat looks stale,
+    # as after a long pause), the document ends in one final state that matches its chunks.
+    path = corpus["text-pdflatex-4pages.pdf"].path
+    with private_worker(tmp_path, concurrency=2) as worker:
+        document_id = add_document(path)
+        first = Document.objects.get(pk=document_id).last_task_id
+        with chunk_replacement_held(document_id) as ingestion_waits:
+            wait_until(ingestion_waits, "the ingestion reaching the chunk replacement")
+            with transaction.atomic():
+                Document.objects.filter(pk=document_id).update(
+                    heartbeat_at=timezone.now() - timedelta(hours=1)
+                )
+                report = services.document_requeue_stuck()
+            (found,) = report.found
+            assert (found.document_id, found.reason) == (
+                document_id,
+                "processing, no heartbeat for 60 min",
+            )
+            second = found.task_id
+            # The new message reaches the other worker child while the first run holds the
+            # document: it gives way.
+            wait_until(lambda: task_result(second) is not None, "the requeued task finishing")
+            assert task_result(second)["reason"] == "already running"
+            assert Document.objects.get(pk=document_id).status == Document.Status.QUEUED
+        (document,) = wait_for_documents([document_id])
+
+    assert_one_clean_set(document, expected_chunk_count(path))
+    assert document.last_task_id == first  # the run that wrote the chunks
+    assert task_result(first)["status"] == "success"
+    assert "result not recorded" not in worker.log()
 
 
 @pytest.mark.skipif(
@@ -180,7 +332,6 @@ def test_messages_lost_from_redis_are_recovered_by_requeue_stuck(
         broker.delete(*lost)  # what a Redis restart without persistence does to them
     finally:
         app.control.add_consumer(TEST_QUEUE, destination=destination, reply=True)
-    time.sleep(1)
     assert set(Document.objects.filter(pk__in=ids).values_list("status", flat=True)) == {"queued"}
 
     out = io.StringIO()
@@ -278,3 +429,52 @@ def test_a_task_for_a_deleted_document_ends_without_retry(celery_worker):
     assert record.status == "FAILURE"
     assert "987654321" in record.result
     assert f"ingest_pdf_task[{result.id}] retry" not in celery_worker.log()
+
+
+def test_the_sweep_requeues_queued_documents_whose_messages_were_lost(
+    tmp_path, corpus, wait_for_documents
+):
+    names = ["text-pdflatex-4pages.pdf", "text-google-docs-1page.pdf"]
+    with private_worker(tmp_path, concurrency=2) as worker:
+        queue = app.conf.task_routes["*"]["queue"]
+        with workers.consuming_paused(worker, queue):
+            ids = [add_document(corpus[name].path) for name in names]
+            broker = redis.Redis.from_url(TEST_BROKER_URL)
+            # This test's own queue only (the Redis is shared): a Redis restart without
+            # persistence does the same to every queue.
+            assert broker.llen(queue) == len(ids)
+            broker.delete(queue)
+            # Queued a minute ago: long enough for a message to have reached the broker.
+            Document.objects.filter(pk__in=ids).update(
+                updated_at=timezone.now() - timedelta(minutes=1)
+            )
+        # The periodic sweep, run by the worker as celery beat would send it.
+        sweep = app.send_task("requeue_stuck_documents_task").get(timeout=60)
+        documents = wait_for_documents(ids)
+
+    assert sweep["broker_checked"] is True
+    missing = "queued, its message is missing from the broker"
+    assert sweep["requeued"] == {str(pk): missing for pk in ids}
+    assert {d.status for d in documents} == {Document.Status.READY}
+
+
+def test_the_sweep_requeues_a_processing_document_whose_heartbeat_stopped(
+    celery_worker, corpus, wait_for_documents, settings
+):
+    # What a worker killed without redelivery, or one that gave up during a database outage
+    # longer than its retries, leaves behind: processing, and silent.
+    path = corpus["text-pdflatex-4pages.pdf"].path
+    data = path.read_bytes()
+    outcome = services.document_create(file=io.BytesIO(data), name=path.name, size=len(data))
+    document_id = outcome.document.pk
+    Document.objects.filter(pk=document_id).update(
+        status=Document.Status.PROCESSING,
+        last_task_id="a-run-that-died",
+        processing_started_at=timezone.now() - timedelta(minutes=20),
+        heartbeat_at=timezone.now() - timedelta(minutes=10),
+    )
+    sweep = app.send_task("requeue_stuck_documents_task").get(timeout=60)
+    (document,) = wait_for_documents([document_id])
+
+    assert sweep["requeued"][str(document_id)] == "processing, no heartbeat for 10 min"
+    assert_one_clean_set(document, expected_chunk_count(path))

@@ -267,3 +267,15 @@ def test_worker_limits_are_passed_through_to_the_containers(services):
             "RAG_MAX_REQUEST_BYTES",
         ):
             assert variable in env, (name, variable)
+
+
+def test_one_beat_service_sends_the_stuck_document_sweep(services):
+    from django.conf import settings
+
+    words = command_words(services["beat"]["command"])
+    assert words[:4] == ["celery", "-A", "fca_site", "beat"]
+    assert "deploy" not in services["beat"]  # one beat: each would send its own sweeps
+    assert settings.RAG_REQUEUE_STUCK_INTERVAL > 0
+    assert settings.CELERY_BEAT_SCHEDULE["requeue-stuck-documents"]["task"] == (
+        "requeue_stuck_documents_task"
+    )

@@ -101,9 +101,20 @@ def test_a_superseded_task_does_nothing():
     document = create().document
     Document.objects.filter(pk=document.pk).update(last_task_id="newer")
     result = services.document_ingest(document_id=document.pk, task_id="older")
-    assert result["status"] == "skipped"
+    assert result == {
+        "status": "skipped",
+        "document_id": document.pk,
+        "reason": "superseded by task newer",
+    }
     document.refresh_from_db()
-    assert document.status == Document.Status.QUEUED
+    assert (document.status, document.attempts, document.last_task_id) == ("queued", 0, "newer")
+
+
+def test_a_redelivered_message_of_a_finished_ingestion_does_nothing():
+    document = create().document
+    Document.objects.filter(pk=document.pk).update(status=Document.Status.READY, last_task_id="t")
+    result = services.document_ingest(document_id=document.pk, task_id="t")
+    assert (result["status"], result["reason"]) == ("skipped", "already finished (ready)")
 
 
 def test_a_document_that_keeps_killing_its_worker_is_failed_as_crashed(settings):
@@ -130,11 +141,67 @@ def test_stuck_documents_are_requeued_and_fresh_ones_are_not(django_capture_on_c
     )
     Document.objects.filter(pk=fresh.pk).update(last_task_id="on its way")
     with django_capture_on_commit_callbacks() as callbacks:
-        queued = services.document_requeue_stuck(older_than=timedelta(hours=1))
-    assert list(queued) == [stuck.pk]
+        report = services.document_requeue_stuck(older_than=timedelta(hours=1))
+    assert [(f.document_id, f.reason) for f in report.found] == [
+        (stuck.pk, "processing, no heartbeat for 120 min")
+    ]
     assert len(callbacks) == 1
     stuck.refresh_from_db()
-    assert (stuck.status, stuck.last_task_id, stuck.attempts) == ("queued", queued[stuck.pk], 0)
+    task_id = report.found[0].task_id
+    assert (stuck.status, stuck.last_task_id, stuck.attempts) == ("queued", task_id, 0)
+
+
+def test_a_processing_document_with_a_recent_heartbeat_is_never_requeued(
+    django_capture_on_commit_callbacks, settings
+):
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    settings.RAG_HEARTBEAT_STALE_SECONDS = 60
+    running = create().document
+    started = timezone.now() - timedelta(hours=2)
+    Document.objects.filter(pk=running.pk).update(
+        status=Document.Status.PROCESSING,
+        processing_started_at=started,
+        heartbeat_at=timezone.now() - timedelta(seconds=5),
+        last_task_id="running",
+    )
+    with django_capture_on_commit_callbacks() as callbacks:
+        report = services.document_requeue_stuck(older_than=timedelta(0))
+        # The admin's reingest of a "stuck" document goes by the same rule.
+        assert (
+            services.document_ingest_enqueue(document_ids=[running.pk], stuck_after=timedelta(0))
+            == {}
+        )
+    assert (report.found, report.processing, callbacks) == ([], 1, [])
+    running.refresh_from_db()
+    assert (running.status, running.last_task_id) == ("processing", "running")
+
+
+def test_a_requeue_never_overtakes_a_heartbeat_written_after_the_search(
+    django_capture_on_commit_callbacks, settings
+):
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    from documents import selectors
+
+    settings.RAG_HEARTBEAT_STALE_SECONDS = 60
+    document = create().document
+    Document.objects.filter(pk=document.pk).update(
+        status=Document.Status.PROCESSING,
+        heartbeat_at=timezone.now() - timedelta(minutes=10),
+        last_task_id="slow",
+    )
+    report = selectors.find_stuck()
+    assert [f.document_id for f in report.found] == [document.pk]
+    # The run beats between the search and the requeue: the requeue's condition sees it.
+    Document.objects.filter(pk=document.pk).update(heartbeat_at=timezone.now())
+    with django_capture_on_commit_callbacks() as callbacks:
+        assert services._requeue(document.pk, when=report.found[0].still_stuck) is None
+    assert callbacks == []
 
 
 def test_the_admin_stuck_filter_lists_only_stuck_documents(staff_client):

@@ -92,8 +92,10 @@ class Command(BaseCommand):
         parser.add_argument(
             "--requeue-stuck",
             action="store_true",
-            help="Also enqueue again every document queued or processing for longer than "
-            "--older-than (its message or worker was lost, e.g. with a Redis restart).",
+            help="Also enqueue again every stuck document, saying why it is stuck: processing "
+            "with no heartbeat for RAG_HEARTBEAT_STALE_SECONDS (its worker died or gave up), "
+            "queued and never sent, or queued with its message missing from the broker (Redis "
+            "flushed or restarted; with another broker: queued for longer than --older-than).",
         )
         parser.add_argument(
             "--reembed-stale",
@@ -105,8 +107,10 @@ class Command(BaseCommand):
             "--older-than",
             type=float,
             default=None,
-            help="With --requeue-stuck: seconds after which a document counts as stuck "
-            "(default: RAG_STUCK_AFTER_SECONDS).",
+            help="With --requeue-stuck: seconds a queued document may wait before its message "
+            "is looked for in the broker (at most 30) or, with a broker other than Redis, "
+            "before it counts as stuck (default: RAG_STUCK_AFTER_SECONDS). A processing "
+            "document is judged by its heartbeat only: a live ingestion is never requeued.",
         )
         parser.add_argument(
             "--timeout",
@@ -170,10 +174,19 @@ class Command(BaseCommand):
     def _requeue_stuck(self, older_than: float | None) -> dict[int, list[FileOutcome]]:
         delta = None if older_than is None else timedelta(seconds=older_than)
         with broker_errors():
-            queued = services.document_requeue_stuck(older_than=delta)
-        if not queued and not self.as_json:
-            self.stdout.write("No stuck documents.")
-        return self._track(queued)
+            report = services.document_requeue_stuck(older_than=delta)
+        # What was found and why goes to stdout, or to stderr when stdout carries the JSON.
+        stream = self.stderr if self.as_json else self.stdout
+        for found in report.found:
+            did = "requeued" if found.task_id else "left alone (it moved on meanwhile)"
+            stream.write(f"stuck      document {found.document_id}: {found.reason}; {did}")
+        if not report.found:
+            broker = "read" if report.broker_checked else "not read"
+            stream.write(
+                f"No stuck documents ({report.processing} processing, all with a recent "
+                f"heartbeat; {report.queued} queued, broker {broker})."
+            )
+        return self._track({found.document_id: found.task_id for found in report.requeued})
 
     def _reembed_stale(self) -> dict[int, list[FileOutcome]]:
         stale = list(selectors.stale_documents().values_list("pk", flat=True))

@@ -237,7 +237,7 @@ def run_worker(
     peak RSS above idle over all passes."""
     from django.conf import settings
 
-    from documents import services
+    from documents import intake, services
     from documents.models import Chunk, Document
     from fca_site.celery import app
     from tests.workers import route_all_tasks, start_worker, stop_worker
@@ -246,7 +246,7 @@ def run_worker(
     Document.objects.all().delete()
     ids = []
     for name, data, _ in inputs:
-        outcome = services.document_create(file=io.BytesIO(data), name=name, size=len(data))
+        outcome = intake.document_create(file=io.BytesIO(data), name=name, size=len(data))
         ids.append(outcome.document.pk)
     queue = f"fca-bench-{uuid.uuid4().hex[:8]}"
     broker = settings.CELERY_BROKER_URL
@@ -267,7 +267,7 @@ def run_worker(
         from tests.pdf_factory import text_pdf
 
         small = text_pdf("A one-page document that loads the model before measuring.")
-        warm = services.document_create(
+        warm = intake.document_create(
             file=io.BytesIO(small), name="warm.pdf", size=len(small)
         ).document
         if seed:

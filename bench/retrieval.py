@@ -46,7 +46,7 @@ class Query:
 
 
 def ingest_corpus(corpus_dir: Path) -> None:
-    from documents import ingestion, services
+    from documents import ingestion, intake, services
     from documents.models import Document
     from tests.conftest import load_manifest
 
@@ -58,9 +58,7 @@ def ingest_corpus(corpus_dir: Path) -> None:
     ]
     for entry in sorted(readable, key=lambda e: e.filename):
         data = (corpus_dir / entry.filename).read_bytes()
-        outcome = services.document_create(
-            file=io.BytesIO(data), name=entry.filename, size=len(data)
-        )
+        outcome = intake.document_create(file=io.BytesIO(data), name=entry.filename, size=len(data))
         document = outcome.document
         if document.status == Document.Status.READY and document.embedder == current:
             continue

@@ -162,11 +162,11 @@ def _intake_one(
         return IntakeOutcome(item.name, size, Verdict.REPEATED, document.pk, reason)
     if created.created:
         return IntakeOutcome(item.name, size, Verdict.QUEUED, document.pk)
-    verdict, reason = known_bytes_verdict(document, force=force, stuck_after=stuck_after)
+    verdict, reason = _known_bytes_verdict(document, force=force, stuck_after=stuck_after)
     return IntakeOutcome(item.name, size, verdict, document.pk, reason)
 
 
-def known_bytes_verdict(
+def _known_bytes_verdict(
     document: Document, *, force: bool, stuck_after: timedelta
 ) -> tuple[Verdict, str]:
     """The rule for bytes that are already a document: what to do, and why."""
@@ -273,7 +273,7 @@ def document_create(
     if existing is not None:
         return CreateResult(existing, created=False)
     document = Document(
-        title=_clean_title(title) if title else title_from_name(name),
+        title=_clean_title(title) if title else _title_from_name(name),
         sha256=sha256,
         size_bytes=size,
     )
@@ -295,7 +295,7 @@ def document_create(
     return CreateResult(document, created=True)
 
 
-def title_from_name(name: str) -> str:
+def _title_from_name(name: str) -> str:
     """A title from a file name or path: the base name without ``.pdf``, underscores as spaces."""
     base = name.replace("\\", "/").rsplit("/", 1)[-1]
     if base.lower().endswith(".pdf"):

@@ -178,7 +178,8 @@ def _known_bytes_verdict(
         code = f" ({document.error_code})" if document.error_code else ""
         return Verdict.REQUEUED, f"Its last ingestion failed{code}."
     if selectors.document_is_stuck(document, older_than=stuck_after):
-        return Verdict.REQUEUED, f"It was stuck {document.status} (its message or worker lost)."
+        minutes = round(stuck_after.total_seconds() / 60)
+        return Verdict.REQUEUED, f"It was stuck: {document.status} for over {minutes} min."
     if document.status == Status.QUEUED and not document.last_task_id:
         return Verdict.REQUEUED, "Its message had never been sent."
     return Verdict.IN_PROGRESS, ""

@@ -239,7 +239,7 @@ def run_worker(
     from django.conf import settings
 
     from devtools.workers import route_all_tasks, start_worker, stop_worker
-    from documents import services
+    from documents import intake, services
     from documents.models import Chunk, Document
     from fca_site.celery import app
 
@@ -247,7 +247,7 @@ def run_worker(
     Document.objects.all().delete()
     ids = []
     for name, data, _ in inputs:
-        outcome = services.document_create(file=io.BytesIO(data), name=name, size=len(data))
+        outcome = intake.document_create(file=io.BytesIO(data), name=name, size=len(data))
         ids.append(outcome.document.pk)
     queue = f"fca-bench-{uuid.uuid4().hex[:8]}"
     broker = settings.CELERY_BROKER_URL
@@ -268,7 +268,7 @@ def run_worker(
         from devtools.pdf_factory import text_pdf
 
         small = text_pdf("A one-page document that loads the model before measuring.")
-        warm = services.document_create(
+        warm = intake.document_create(
             file=io.BytesIO(small), name="warm.pdf", size=len(small)
         ).document
         if seed:

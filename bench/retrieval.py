@@ -47,7 +47,7 @@ class Query:
 
 def ingest_corpus(corpus_dir: Path) -> None:
     from devtools.corpus import load_manifest
-    from documents import ingestion, services
+    from documents import ingestion, intake, services
     from documents.models import Document
 
     current = ingestion.current_embedder()[0]
@@ -58,9 +58,7 @@ def ingest_corpus(corpus_dir: Path) -> None:
     ]
     for entry in sorted(readable, key=lambda e: e.filename):
         data = (corpus_dir / entry.filename).read_bytes()
-        outcome = services.document_create(
-            file=io.BytesIO(data), name=entry.filename, size=len(data)
-        )
+        outcome = intake.document_create(file=io.BytesIO(data), name=entry.filename, size=len(data))
         document = outcome.document
         if document.status == Document.Status.READY and document.embedder == current:
             continue

@@ -32,6 +32,7 @@ from kombu.exceptions import OperationalError as BrokerError
 from documents import presenters, selectors, services
 from documents.forms import UploadPdfsForm
 from documents.highlight import mark_words
+from documents.intake import IntakeFile, IntakeOutcome, IntakeReport, Verdict, intake_files
 from documents.models import Document
 
 if TYPE_CHECKING:
@@ -44,12 +45,6 @@ UPLOADS_KEPT = 5
 MAX_PROGRESS_IDS = 500
 CHUNKS_PER_PAGE = (10, 25, 50, 100)
 DEFAULT_CHUNKS_PER_PAGE = 25
-VERDICT_LABELS = {
-    services.UploadVerdict.QUEUED: "Queued",
-    services.UploadVerdict.PRESENT: "Already present",
-    services.UploadVerdict.REPEATED: "Same file twice",
-    services.UploadVerdict.REJECTED: "Rejected",
-}
 BROKER_DOWN = (
     "The task queue (Redis) cannot be reached, so ingestion could not be started. The documents "
     "are saved and stay queued: once the broker is back they are picked up by "
@@ -85,8 +80,8 @@ def broker_down(request: HttpRequest) -> None:
 
 
 def upload_view(model_admin: DocumentAdmin, request: HttpRequest) -> HttpResponse:
-    """Upload many PDFs; then show, per file, whether it was queued, already present (with a
-    link) or rejected (and why), with live ingestion progress.
+    """Upload many PDFs; then show, per file, its intake verdict (queued, queued again, already
+    present or in progress, with a link; or rejected, and why), with live ingestion progress.
 
     The outcome is kept in the session and shown after a redirect, so reloading the page never
     uploads again.
@@ -99,8 +94,12 @@ def upload_view(model_admin: DocumentAdmin, request: HttpRequest) -> HttpRespons
         else UploadPdfsForm()
     )
     if form.is_bound and form.is_valid():
-        report = services.documents_upload(files=form.cleaned_data["files"])
-        if not report.enqueued:
+        files = [
+            IntakeFile(name=uploaded.name or "unnamed.pdf", source=uploaded)
+            for uploaded in form.cleaned_data["files"]
+        ]
+        report = intake_files(files=files, force=form.cleaned_data["force"])
+        if not report.messages_sent:
             broker_down(request)
         batch = _remember_upload(request, report)
         url = reverse("admin:documents_document_upload")
@@ -120,11 +119,11 @@ def upload_view(model_admin: DocumentAdmin, request: HttpRequest) -> HttpRespons
     return TemplateResponse(request, "admin/documents/document/upload.html", context)
 
 
-def _remember_upload(request: HttpRequest, report: services.UploadReport) -> str:
+def _remember_upload(request: HttpRequest, report: IntakeReport) -> str:
     batch = uuid.uuid4().hex[:12]
     kept: dict[str, list[dict]] = dict(request.session.get(UPLOADS_SESSION_KEY, {}))
     kept[batch] = [
-        {**asdict(outcome), "verdict": outcome.verdict.value} for outcome in report.files
+        {**asdict(outcome), "verdict": outcome.verdict.value} for outcome in report.outcomes
     ]
     # Insertion order is kept: drop the oldest uploads beyond the last few.
     for old in list(kept)[:-UPLOADS_KEPT]:
@@ -133,26 +132,23 @@ def _remember_upload(request: HttpRequest, report: services.UploadReport) -> str
     return batch
 
 
-def _recall_upload(request: HttpRequest, batch: str) -> list[services.FileOutcome]:
+def _recall_upload(request: HttpRequest, batch: str) -> list[IntakeOutcome]:
     stored = request.session.get(UPLOADS_SESSION_KEY, {}).get(batch, [])
-    return [
-        services.FileOutcome(**{**item, "verdict": services.UploadVerdict(item["verdict"])})
-        for item in stored
-    ]
+    return [IntakeOutcome(**{**item, "verdict": Verdict(item["verdict"])}) for item in stored]
 
 
-def _upload_summary(outcomes: list[services.FileOutcome]) -> str:
+def _upload_summary(outcomes: list[IntakeOutcome]) -> str:
     if not outcomes:
         return ""
-    counts: dict[services.UploadVerdict, int] = {}
+    counts: dict[Verdict, int] = {}
     for outcome in outcomes:
         counts[outcome.verdict] = counts.get(outcome.verdict, 0) + 1
-    parts = [f"{n} {VERDICT_LABELS[verdict].lower()}" for verdict, n in counts.items()]
+    parts = [f"{n} {verdict.label.lower()}" for verdict, n in counts.items()]
     return f"{len(outcomes)} file{'s' if len(outcomes) != 1 else ''}: {', '.join(parts)}"
 
 
 def _outcome_rows(
-    model_admin: DocumentAdmin, request: HttpRequest, outcomes: list[services.FileOutcome]
+    model_admin: DocumentAdmin, request: HttpRequest, outcomes: list[IntakeOutcome]
 ) -> list[dict[str, Any]]:
     ids = [o.document_id for o in outcomes if o.document_id is not None]
     documents = {d.pk: d for d in selectors.documents_progress(ids)}
@@ -162,7 +158,7 @@ def _outcome_rows(
     for outcome in outcomes:
         row: dict[str, Any] = {
             "outcome": outcome,
-            "verdict_label": VERDICT_LABELS[outcome.verdict],
+            "verdict_label": outcome.verdict.label,
             "size": presenters.size_label(outcome.size),
             "document": documents.get(outcome.document_id or 0),
         }

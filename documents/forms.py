@@ -15,13 +15,13 @@ class MultipleFileInput(forms.ClearableFileInput):
 
 
 class MultiplePdfField(forms.FileField):
-    """A list of uploaded files. Each is judged on its own by the upload service (a PDF header,
+    """A list of uploaded files. Each is judged on its own by the intake (a PDF header,
     the size limit), so one bad file is reported without turning the others away."""
 
     widget = MultipleFileInput
 
     def __init__(self, **kwargs: object) -> None:
-        # An empty file is the service's to reject, with its reason, like any other bad file.
+        # An empty file is the intake's to reject, with its reason, like any other bad file.
         super().__init__(allow_empty_file=True, **kwargs)
 
     def clean(self, data: object, initial: object = None) -> list[UploadedFile]:
@@ -43,8 +43,14 @@ class UploadPdfsForm(forms.Form):
         help_text=(
             "Choose one or more PDF files (at most "
             f"{settings.RAG_MAX_UPLOAD_BYTES // 1_000_000} MB each). Each file is checked on "
-            "its own: files already present are reported, not duplicated."
+            "its own: files already present are reported, not duplicated; failed or stuck ones "
+            "are queued again."
         ),
+    )
+    force = forms.BooleanField(
+        label="Reingest files already ready",
+        required=False,
+        help_text="Queue again files whose document is already ingested (ready).",
     )
 
 

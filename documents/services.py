@@ -1,4 +1,4 @@
-"""Business logic for documents: create, enqueue, ingest, and every status change.
+"""Business logic for documents: enqueue, ingest, and every status change.
 
 This is the only module that writes ``Document.status``; each change goes through
 :func:`_transition`, a conditional update that reports whether it happened, so two processes
@@ -7,187 +7,26 @@ cannot both believe they moved the same document.
 
 from __future__ import annotations
 
-import hashlib
 import logging
 import uuid
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass, field
 from datetime import timedelta
-from enum import StrEnum
-from typing import IO, Any
+from typing import Any
 
 from celery import current_app
 from django.conf import settings
-from django.core.exceptions import ValidationError
-from django.core.files import File
-from django.db import IntegrityError, connection, transaction
+from django.db import connection, transaction
 from django.db.models import F, Q
 from django.utils import timezone
-from kombu.exceptions import OperationalError as BrokerError
 
 from documents import ingestion, selectors
 from documents.models import Document
 from documents.selectors import INGEST_TASK_NAME
-from documents.storage import document_upload_path
 
 logger = logging.getLogger(__name__)
 
 Status = Document.Status
-HASH_BLOCK = 1024 * 1024
-
-
-# --- validation and creation ----------------------------------------------------------------
-
-
-def file_sha256(file: IO[bytes]) -> str:
-    """SHA-256 of a file's bytes, read in blocks; the file is rewound afterwards."""
-    digest = hashlib.sha256()
-    file.seek(0)
-    for block in iter(lambda: file.read(HASH_BLOCK), b""):
-        digest.update(block)
-    file.seek(0)
-    return digest.hexdigest()
-
-
-def validate_pdf_file(file: IO[bytes], *, size: int) -> None:
-    """Raise :class:`ValidationError` unless ``file`` is a non-empty PDF within the size limit.
-
-    The check reads the bytes (the PDF header), never trusts the name or the browser's type.
-    """
-    limit = settings.RAG_MAX_UPLOAD_BYTES
-    if size == 0:
-        raise ValidationError("The file is empty.", code="empty")
-    if size > limit:
-        raise ValidationError(
-            "The file is %(size)s MB; the limit is %(limit)s MB.",
-            code="too_large",
-            params={"size": round(size / 1e6, 1), "limit": round(limit / 1e6, 1)},
-        )
-    file.seek(0)
-    head = file.read(ingestion.PDF_HEADER_BYTES)
-    file.seek(0)
-    if not ingestion.looks_like_pdf(head):
-        raise ValidationError(
-            "The file is not a PDF (its bytes have no PDF header).", code="not_pdf"
-        )
-
-
-@dataclass(frozen=True)
-class CreateOutcome:
-    """The document for an uploaded file, and whether this upload created it."""
-
-    document: Document
-    created: bool
-
-
-def document_create(*, file: IO[bytes], name: str, size: int) -> CreateOutcome:
-    """Find or create the Document for these bytes, storing the file when it is new.
-
-    ``name`` only becomes the title; the stored name comes from the content hash. Raises
-    :class:`ValidationError` for a file that is not an acceptable PDF; nothing is written then.
-    """
-    validate_pdf_file(file, size=size)
-    sha256 = file_sha256(file)
-    existing = Document.objects.filter(sha256=sha256).first()
-    if existing is not None:
-        return CreateOutcome(existing, created=False)
-    document = Document(title=_title_from_name(name), sha256=sha256, size_bytes=size)
-    stored_name = document_upload_path(document, "")
-    try:
-        with transaction.atomic():
-            if document.file.storage.exists(stored_name):
-                # Content-addressed: a file under this name holds these very bytes (left by an
-                # upload whose transaction failed, or a deleted document). Reuse it.
-                document.file.name = stored_name
-            else:
-                document.file.save(stored_name, File(file), save=False)
-            document.save()
-    except IntegrityError:
-        # The same bytes were uploaded concurrently and the other upload won: it is one document.
-        # Both uploads wrote the same bytes to the same hash-derived name, so nothing is lost.
-        return CreateOutcome(Document.objects.get(sha256=sha256), created=False)
-    logger.info("document created document_id=%d sha256=%s size=%d", document.pk, sha256, size)
-    return CreateOutcome(document, created=True)
-
-
-class UploadVerdict(StrEnum):
-    """What became of one uploaded file."""
-
-    QUEUED = "queued"  # new: stored and queued for ingestion
-    PRESENT = "present"  # its bytes were already a document: nothing stored
-    REPEATED = "repeated"  # the same bytes as another file of this upload
-    REJECTED = "rejected"  # not an acceptable PDF: nothing stored
-
-
-@dataclass(frozen=True)
-class FileOutcome:
-    """One uploaded file, its verdict, and its document (None when rejected)."""
-
-    name: str
-    size: int
-    verdict: UploadVerdict
-    document_id: int | None = None
-    reason: str = ""
-
-
-@dataclass(frozen=True)
-class UploadReport:
-    """The outcome of every file of an upload, in the order given, and whether the broker took
-    the new documents' messages (when it did not, they wait for the stuck-document sweep)."""
-
-    files: list[FileOutcome] = field(default_factory=list)
-    enqueued: bool = True
-
-
-def documents_upload(*, files: Sequence[File]) -> UploadReport:
-    """Store and queue each acceptable file of an upload; judge every file on its own.
-
-    A file that is not an acceptable PDF is rejected with the reason and nothing of it is
-    written; the other files go ahead. Bytes already present are reported with their document,
-    never stored twice.
-    """
-    outcomes: list[FileOutcome] = []
-    created_ids: list[int] = []
-    for uploaded in files:
-        name = uploaded.name or "unnamed.pdf"
-        size = uploaded.size or 0
-        try:
-            created = document_create(file=uploaded, name=name, size=size)
-        except ValidationError as exc:
-            reason = " ".join(exc.messages)
-            outcomes.append(FileOutcome(name, size, UploadVerdict.REJECTED, reason=reason))
-            continue
-        document_id = created.document.pk
-        if created.created:
-            created_ids.append(document_id)
-            verdict = UploadVerdict.QUEUED
-        elif document_id in created_ids:
-            verdict = UploadVerdict.REPEATED
-        else:
-            verdict = UploadVerdict.PRESENT
-        outcomes.append(FileOutcome(name, size, verdict, document_id=document_id))
-    try:
-        document_ingest_enqueue(document_ids=created_ids)
-    except BrokerError:
-        # The documents are stored and QUEUED: the stuck-document sweep sends them later.
-        logger.exception("enqueue failed: broker unreachable documents=%s", created_ids)
-        return UploadReport(files=outcomes, enqueued=False)
-    logger.info(
-        "upload stored files=%d queued=%d rejected=%d",
-        len(outcomes),
-        len(created_ids),
-        sum(o.verdict == UploadVerdict.REJECTED for o in outcomes),
-    )
-    return UploadReport(files=outcomes)
-
-
-def _title_from_name(name: str) -> str:
-    base = name.replace("\\", "/").rsplit("/", 1)[-1]
-    if base.lower().endswith(".pdf"):
-        base = base[:-4]
-    title = " ".join(base.replace("_", " ").split())
-    return (title or "Untitled")[:255]
 
 
 # --- status transitions ---------------------------------------------------------------------

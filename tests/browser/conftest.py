@@ -168,22 +168,15 @@ def worker_paused(celery_worker) -> Callable:
 
 @pytest.fixture
 def ingested(transactional_db, celery_worker, corpus, wait_for_documents) -> Callable[..., list]:
-    """Upload corpus files through the upload service (as the admin does) and wait until the
+    """Take corpus files in through the intake (as the admin upload does) and wait until the
     worker has finished them: the starting point of tests about what comes after."""
-    from django.core.files import File
-
-    from documents import services
+    from documents.intake import IntakeFile, intake_files
 
     def ingest(*names: str) -> list:
-        handles = [corpus[name].path.open("rb") for name in names]
-        try:
-            report = services.documents_upload(
-                files=[File(handle, name=name) for handle, name in zip(handles, names, strict=True)]
-            )
-        finally:
-            for handle in handles:
-                handle.close()
-        return wait_for_documents([outcome.document_id for outcome in report.files])
+        report = intake_files(
+            files=[IntakeFile(name=name, source=corpus[name].path) for name in names]
+        )
+        return wait_for_documents([outcome.document_id for outcome in report.outcomes])
 
     return ingest
 

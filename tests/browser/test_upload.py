@@ -44,6 +44,9 @@ def test_three_pdfs_uploaded_reach_ready_and_failed_without_reloading(
     page.get_by_role("link", name="Documents", exact=True).first.click()
     page.get_by_role("link", name="Upload PDFs").click()
     expect(page.locator("#fca-dropzone")).to_contain_text("Drop PDF files here")
+    # The upload script (deferred) marks the page once its handlers are bound: a drop before
+    # that would go to the browser, not to the list.
+    expect(page.locator("html")).to_have_class(re.compile(r"\bfca-js\b"))
 
     # One file dropped on the zone, two more picked with the file chooser: one list of three.
     drop_file(page, "#fca-dropzone", corpus[GOOD[0]].path)

@@ -21,7 +21,7 @@ from django.db import connection, transaction
 from django.utils import timezone
 from django_celery_results.models import TaskResult
 
-from documents import services
+from documents import intake, services
 from documents.models import Document
 from documents.tasks import ingest_pdf_task
 from fca_site import embedded_db
@@ -43,7 +43,7 @@ BOOK = "long-freeculture-book-352pages.pdf"
 def add_document(path: Path | None = None, *, data: bytes | None = None, name: str = "") -> int:
     """Create a document from a file or bytes and queue it (published at once: autocommit)."""
     data = data if data is not None else path.read_bytes()
-    outcome = services.document_create(
+    outcome = intake.document_create(
         file=io.BytesIO(data), name=name or (path.name if path else "doc.pdf"), size=len(data)
     )
     services.document_ingest_enqueue(document_ids=[outcome.document.pk])

@@ -62,7 +62,8 @@ def test_uploading_present_bytes_is_reported_with_a_link_not_duplicated(
     assert Document.objects.count() == 1
     document = Document.objects.get()
     row = outcome_rows(response)["a.pdf"]
-    assert "Already present" in row
+    # Still queued from the first upload: its ingestion is on its way, nothing is sent again.
+    assert "Already in progress" in row
     assert reverse("admin:documents_document_change", args=[document.pk]) in row
 
 
@@ -127,21 +128,28 @@ def test_changelist_shows_status_and_the_upload_link(
 def test_an_unreachable_broker_keeps_the_upload_and_says_what_happens(staff_client, monkeypatch):
     from kombu.exceptions import OperationalError
 
-    from documents.tasks import ingest_pdf_task
+    from fca_site.celery import app
 
     def broker_down(*args, **kwargs):
         raise OperationalError("Error 111 connecting to localhost:6379. Connection refused.")
 
-    monkeypatch.setattr(ingest_pdf_task, "apply_async", broker_down)
-    # Outside a test transaction, as in a real request: the message is sent at commit.
+    staff_client.post(reverse("admin:documents_document_upload"), {"files": [pdf("f.pdf")]})
+    Document.objects.update(status=Document.Status.FAILED, error_code="corrupt")
+    # Every task message goes through the app's send_task, however the task is named.
+    monkeypatch.setattr(app, "send_task", broker_down)
+    # Outside a test transaction, as in a real request: the messages are sent at commit.
     response = staff_client.post(
-        reverse("admin:documents_document_upload"), {"files": [pdf("a.pdf")]}, follow=True
+        reverse("admin:documents_document_upload"),
+        {"files": [pdf("a.pdf"), pdf("f.pdf")]},
+        follow=True,
     )
     assert response.status_code == 200
     assert "cannot be reached" in response.content.decode()
-    assert "Queued" in outcome_rows(response)["a.pdf"]
-    document = Document.objects.get()
-    assert document.status == Document.Status.QUEUED
+    rows = outcome_rows(response)
+    assert "Queued" in rows["a.pdf"] and "Queued again" in rows["f.pdf"]
+    # Both stored and QUEUED (the failed one too), for the stuck-document sweep to send.
+    assert set(Document.objects.values_list("status", flat=True)) == {Document.Status.QUEUED}
+    assert Document.objects.count() == 2
 
 
 def test_stale_filter_lists_documents_embedded_by_another_model(staff_client, settings):

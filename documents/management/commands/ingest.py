@@ -1,4 +1,4 @@
-"""``manage.py ingest PATH [PATH ...]``: create or find documents for PDFs and queue them."""
+"""``manage.py ingest PATH [PATH ...]``: take PDFs in through the intake and queue them."""
 
 from __future__ import annotations
 
@@ -7,51 +7,63 @@ import sys
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
-from django.core.exceptions import ValidationError
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 from kombu.exceptions import OperationalError as BrokerError
 
 from documents import selectors, services
+from documents.intake import IntakeFile, IntakeOutcome, Verdict, intake_files
 from documents.models import Document
 
 Status = Document.Status
 FINISHED = {Status.READY, Status.FAILED}
+SENT = {Verdict.QUEUED, Verdict.REQUEUED}
+BROKER_HINT = "Is Redis running? See CELERY_BROKER_URL."
 
 
 @dataclass
-class FileOutcome:
-    """One line of the report (and one object of ``--json``)."""
+class ReportLine:
+    """One file's intake outcome and its document's state: one line of the report (and one
+    object of ``--json``)."""
 
-    path: str
-    document_id: int | None = None
+    outcome: IntakeOutcome
     status: str = ""
     pages: int | None = None
     chunks: int | None = None
     error: str = ""
 
+    def as_json(self) -> dict[str, Any]:
+        outcome = self.outcome
+        return {
+            "path": outcome.name,
+            "size": outcome.size,
+            "verdict": outcome.verdict.value,
+            "document_id": outcome.document_id,
+            "reason": outcome.reason,
+            "status": self.status,
+            "pages": self.pages,
+            "chunks": self.chunks,
+            "error": self.error,
+        }
 
-def find_pdfs(paths: list[str]) -> tuple[list[Path], list[FileOutcome]]:
-    """Expand folders (recursively, ``*.pdf`` in any case); report paths that do not exist."""
+
+def find_pdfs(paths: list[str]) -> list[Path]:
+    """Expand folders (recursively, ``*.pdf`` in any case); keep other paths as given, so one
+    that does not exist is reported by the intake as unreadable."""
     found: list[Path] = []
-    missing: list[FileOutcome] = []
     for raw in paths:
         path = Path(raw)
         if path.is_dir():
             found.extend(
                 sorted(p for p in path.rglob("*") if p.is_file() and p.suffix.lower() == ".pdf")
             )
-        elif path.is_file():
-            found.append(path)
         else:
-            missing.append(
-                FileOutcome(path=raw, status="rejected", error="No such file or folder.")
-            )
-    return found, missing
+            found.append(path)
+    return found
 
 
 @contextmanager
@@ -60,15 +72,14 @@ def broker_errors() -> Iterator[None]:
     try:
         yield
     except BrokerError as exc:
-        raise CommandError(
-            f"Cannot reach the Celery broker ({exc}). Is Redis running? See CELERY_BROKER_URL."
-        ) from exc
+        raise CommandError(f"Cannot reach the Celery broker ({exc}). {BROKER_HINT}") from exc
 
 
 class Command(BaseCommand):
     help = (
         "Ingest PDF files: create (or find, by content) a document for each file and queue it "
-        "for the Celery worker. Folders are searched recursively for *.pdf."
+        "for the Celery worker: new files, and known ones that failed or are stuck (ready ones "
+        "with --force). Folders are searched recursively for *.pdf."
     )
 
     def add_arguments(self, parser: CommandParser) -> None:
@@ -86,8 +97,8 @@ class Command(BaseCommand):
         parser.add_argument(
             "--json",
             action="store_true",
-            help="Print a JSON list of {path, document_id, status, pages, chunks, error} at the "
-            "end instead of one line per file.",
+            help="Print a JSON list of {path, size, verdict, document_id, reason, status, pages, "
+            "chunks, error} at the end instead of one line per file.",
         )
         parser.add_argument(
             "--requeue-stuck",
@@ -121,57 +132,50 @@ class Command(BaseCommand):
 
     def handle(self, *args: Any, **options: Any) -> None:
         self.as_json = options["json"]
-        self.requeued: dict[int, str] = {}
         if not options["paths"] and not options["requeue_stuck"] and not options["reembed_stale"]:
             raise CommandError(
                 "Give PDF files or folders to ingest, or --requeue-stuck / --reembed-stale."
             )
-        files, outcomes = find_pdfs(options["paths"])
-        for outcome in outcomes:
-            self._line(outcome)
-        if options["paths"] and not files and not outcomes:
+        paths = find_pdfs(options["paths"])
+        if options["paths"] and not paths:
             raise CommandError("No PDF files found in: " + ", ".join(options["paths"]))
 
-        by_document: dict[int, list[FileOutcome]] = {}
+        by_document: dict[int, list[ReportLine]] = {}
         if options["requeue_stuck"]:
             by_document.update(self._requeue_stuck(options["older_than"]))
         if options["reembed_stale"]:
             by_document.update(self._reembed_stale())
-        outcomes.extend(o for items in by_document.values() for o in items)
-        for path in files:
-            outcome = self._register(path)
-            outcomes.append(outcome)
-            if outcome.document_id is not None:
-                by_document.setdefault(outcome.document_id, []).append(outcome)
+        lines = [line for items in by_document.values() for line in items]
+        report = intake_files(
+            files=[IntakeFile(name=str(path), source=path) for path in paths],
+            force=options["force"],
+        )
+        lines.extend(ReportLine(outcome) for outcome in report.outcomes)
+        self._fill(lines, just_sent=True)
+        for line in lines:
+            self._line(line, label=line.outcome.verdict, why=line.outcome.reason)
 
-        new_ids = [d for d in by_document if d not in self.requeued]
-        queued = dict(self.requeued)
-        queued.update(self._enqueue(new_ids, force=options["force"]))
-        documents = {d.pk: d for d in selectors.documents_by_ids(list(by_document))}
-        for document_id, items in by_document.items():
-            for outcome in items:
-                was_queued = document_id in queued
-                self._fill(outcome, documents[document_id], queued=was_queued)
-                self._line(outcome, label="queued" if was_queued else "present")
+        if not report.messages_sent:
+            self._json(lines)
+            raise CommandError(
+                "Cannot reach the Celery broker: the documents are stored and stay queued, and "
+                f"`ingest --requeue-stuck` (or the periodic sweep) sends them later. {BROKER_HINT}"
+            )
+        if options["wait"]:
+            self._wait(lines, timeout=options["timeout"])
+        self._json(lines)
 
-        if options["wait"] and by_document:
-            self._wait(by_document, timeout=options["timeout"])
-        if self.as_json:
-            self.stdout.write(json.dumps([asdict(o) for o in outcomes], indent=2))
-
-        bad = [o for o in outcomes if o.status in ("rejected", Status.FAILED)]
-        if options["wait"] and any(o.status not in FINISHED | {"rejected"} for o in outcomes):
+        bad = [line for line in lines if line.status in (Verdict.REJECTED, Status.FAILED)]
+        if options["wait"] and any(
+            line.status not in FINISHED | {Verdict.REJECTED} for line in lines
+        ):
             raise CommandError(f"Timed out after {options['timeout']:.0f}s waiting for the worker.")
         if bad:
-            raise CommandError(f"{len(bad)} of {len(outcomes)} file(s) failed or were rejected.")
+            raise CommandError(f"{len(bad)} of {len(lines)} file(s) failed or were rejected.")
 
-    # --- enqueueing ---------------------------------------------------------------------------
+    # --- documents queued by id ----------------------------------------------------------------
 
-    def _enqueue(self, document_ids: list[int], *, force: bool) -> dict[int, str]:
-        with broker_errors():
-            return services.document_ingest_enqueue(document_ids=document_ids, force=force)
-
-    def _requeue_stuck(self, older_than: float | None) -> dict[int, list[FileOutcome]]:
+    def _requeue_stuck(self, older_than: float | None) -> dict[int, list[ReportLine]]:
         delta = None if older_than is None else timedelta(seconds=older_than)
         with broker_errors():
             report = services.document_requeue_stuck(older_than=delta)
@@ -188,7 +192,7 @@ class Command(BaseCommand):
             )
         return self._track({found.document_id: found.task_id for found in report.requeued})
 
-    def _reembed_stale(self) -> dict[int, list[FileOutcome]]:
+    def _reembed_stale(self) -> dict[int, list[ReportLine]]:
         stale = list(selectors.stale_documents().values_list("pk", flat=True))
         with broker_errors():
             queued = services.document_ingest_enqueue(document_ids=stale, force=True)
@@ -196,69 +200,72 @@ class Command(BaseCommand):
             self.stdout.write("No stale documents.")
         return self._track(queued)
 
-    def _track(self, queued: dict[int, str]) -> dict[int, list[FileOutcome]]:
+    def _track(self, queued: dict[int, str]) -> dict[int, list[ReportLine]]:
         """Report documents queued by id (not from a path), named by their stored file."""
-        self.requeued.update(queued)
         return {
-            document.pk: [FileOutcome(path=document.file.name, document_id=document.pk)]
+            document.pk: [
+                ReportLine(
+                    IntakeOutcome(
+                        name=document.file.name,
+                        size=document.size_bytes,
+                        verdict=Verdict.REQUEUED,
+                        document_id=document.pk,
+                    )
+                )
+            ]
             for document in selectors.documents_by_ids(list(queued))
         }
 
-    # --- per file ----------------------------------------------------------------------------
+    # --- the report ---------------------------------------------------------------------------
 
-    def _register(self, path: Path) -> FileOutcome:
-        outcome = FileOutcome(path=str(path))
-        try:
-            with path.open("rb") as fh:
-                created = services.document_create(
-                    file=fh, name=path.name, size=path.stat().st_size
-                )
-        except ValidationError as exc:
-            outcome.status, outcome.error = "rejected", " ".join(exc.messages)
-            self._line(outcome)
-            return outcome
-        except OSError as exc:
-            outcome.status, outcome.error = "rejected", f"Cannot read the file: {exc.strerror}."
-            self._line(outcome)
-            return outcome
-        outcome.document_id = created.document.pk
-        return outcome
+    def _fill(self, lines: list[ReportLine], *, just_sent: bool = False) -> None:
+        """Each line's document state from the database; with ``just_sent``, a document whose
+        message this run sent reads "queued" (a fast worker may have started it already)."""
+        ids = [line.outcome.document_id for line in lines if line.outcome.document_id]
+        documents = {d.pk: d for d in selectors.documents_by_ids(ids)}
+        for line in lines:
+            document = documents.get(line.outcome.document_id or 0)
+            if document is None:
+                line.status, line.error = Verdict.REJECTED.value, line.outcome.reason
+                continue
+            sent = just_sent and line.outcome.verdict in SENT
+            line.status = Status.QUEUED.value if sent else document.status
+            line.pages, line.chunks = document.page_count, document.chunk_count
+            failed = line.status == Status.FAILED
+            line.error = f"{document.error_code}: {document.error_message}" if failed else ""
 
-    def _fill(self, outcome: FileOutcome, document: Document, *, queued: bool) -> None:
-        outcome.status = "queued" if queued else document.status
-        outcome.pages = document.page_count
-        outcome.chunks = document.chunk_count
-        failed = document.status == Status.FAILED
-        outcome.error = f"{document.error_code}: {document.error_message}" if failed else ""
-
-    def _line(self, outcome: FileOutcome, *, label: str = "") -> None:
+    def _line(self, line: ReportLine, *, label: str, why: str = "") -> None:
         if self.as_json:
             return
-        label = label or outcome.status
-        detail = f"document {outcome.document_id}" if outcome.document_id else ""
-        if label == "present":
-            detail += f", {outcome.status}"
-        if outcome.status == Status.READY:
-            detail += f", {outcome.pages} pages, {outcome.chunks} chunks"
-        if outcome.error:
-            detail = f"{detail}: {outcome.error}" if detail else outcome.error
-        message = f"{label:<10} {outcome.path}" + (f"  ({detail})" if detail else "")
-        stream = self.stderr if outcome.status in ("rejected", Status.FAILED) else self.stdout
+        outcome = line.outcome
+        detail = [f"document {outcome.document_id}"] if outcome.document_id else []
+        if line.status != label and outcome.verdict not in SENT | {Verdict.REJECTED}:
+            detail.append(line.status)
+        if line.status == Status.READY:
+            detail.append(f"{line.pages} pages, {line.chunks} chunks")
+        text = ", ".join(detail)
+        why = line.error or why
+        if why:
+            text = f"{text}: {why}" if text else why
+        message = f"{label:<11} {outcome.name}" + (f"  ({text})" if text else "")
+        stream = self.stderr if line.status in (Verdict.REJECTED, Status.FAILED) else self.stdout
         stream.write(message)
+
+    def _json(self, lines: list[ReportLine]) -> None:
+        if self.as_json:
+            self.stdout.write(json.dumps([line.as_json() for line in lines], indent=2))
 
     # --- waiting -----------------------------------------------------------------------------
 
-    def _wait(self, by_document: dict[int, list[FileOutcome]], *, timeout: float) -> None:
+    def _wait(self, lines: list[ReportLine], *, timeout: float) -> None:
         deadline = time.monotonic() + timeout
-        pending = set(by_document)
+        pending = {line.outcome.document_id for line in lines if line.outcome.document_id}
         total = len(pending)
         last_drawn = None
         while pending and time.monotonic() < deadline:
             for document in selectors.documents_by_ids(list(pending)):
                 if document.status in FINISHED:
                     pending.discard(document.pk)
-                    for outcome in by_document[document.pk]:
-                        self._fill(outcome, document, queued=False)
             done = total - len(pending)
             if done != last_drawn:
                 self._progress(done, total)
@@ -266,12 +273,12 @@ class Command(BaseCommand):
             if pending:
                 time.sleep(0.5)
         self._progress_end()
-        for document_id in by_document:
-            for outcome in by_document[document_id]:
-                if document_id in pending:
-                    outcome.status = "timeout"
-                    outcome.error = "Still not finished when --wait gave up."
-                self._line(outcome)
+        self._fill(lines)
+        for line in lines:
+            if line.outcome.document_id in pending:
+                line.status = "timeout"
+                line.error = "Still not finished when --wait gave up."
+            self._line(line, label=line.status)
 
     def _progress(self, done: int, total: int) -> None:
         width = 30

@@ -5,10 +5,11 @@ from __future__ import annotations
 import io
 import zlib
 
-_FONT = b"<< /Type /Font /Subtype /Type1 /BaseFont /Helvetica >>"
+HELVETICA = b"<< /Type /Font /Subtype /Type1 /BaseFont /Helvetica >>"
 
 
-def _pdf(objects: list[bytes]) -> bytes:
+def pdf_from_objects(objects: list[bytes]) -> bytes:
+    """A PDF file of these objects (numbered from 1; object 1 is the catalog), with its xref."""
     out = io.BytesIO()
     out.write(b"%PDF-1.7\n")
     offsets = []
@@ -25,7 +26,8 @@ def _pdf(objects: list[bytes]) -> bytes:
     return out.getvalue()
 
 
-def _stream(data: bytes) -> bytes:
+def stream_object(data: bytes) -> bytes:
+    """A Flate-compressed stream object holding ``data``."""
     packed = zlib.compress(data, 9)
     header = f"<< /Length {len(packed)} /Filter /FlateDecode >>\nstream\n".encode()
     return header + packed + b"\nendstream"
@@ -33,14 +35,14 @@ def _stream(data: bytes) -> bytes:
 
 def one_page_pdf(content: bytes, *, page_extra: bytes = b"") -> bytes:
     """A one-page PDF with the given content stream (Flate-compressed) and Helvetica as F1."""
-    return _pdf(
+    return pdf_from_objects(
         [
             b"<< /Type /Catalog /Pages 2 0 R >>",
             b"<< /Type /Pages /Kids [3 0 R] /Count 1 >>",
             b"<< /Type /Page /Parent 2 0 R /MediaBox [0 0 612 792] /Contents 4 0 R "
             b"/Resources << /Font << /F1 5 0 R >> >> " + page_extra + b">>",
-            _stream(content),
-            _FONT,
+            stream_object(content),
+            HELVETICA,
         ]
     )
 

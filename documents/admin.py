@@ -20,7 +20,7 @@ from kombu.exceptions import OperationalError as BrokerError
 
 from documents import admin_views, ingestion, presenters, runs, selectors, services
 from documents.forms import SearchForm
-from documents.highlight import highlight
+from documents.highlight import excerpt, highlight
 from documents.models import Chunk, Document
 
 logger = logging.getLogger(__name__)
@@ -364,15 +364,15 @@ class ChunkAdmin(admin.ModelAdmin):
     list_select_related = ("document",)
     search_fields = ("text",)
     ordering = ("document", "ordinal")
-    exclude = ("embedding",)
-    readonly_fields = (
+    # The text is shown as an excerpt (a chunk may hold megabytes), the embedding not at all.
+    fields = readonly_fields = (
         "document",
         "ordinal",
         "page_start",
         "page_end",
         "token_count",
         "embedder",
-        "text",
+        "text_excerpt",
     )
 
     def get_queryset(self, request: HttpRequest) -> QuerySet[Chunk]:
@@ -385,6 +385,10 @@ class ChunkAdmin(admin.ModelAdmin):
     @admin.display(description="text")
     def text_start(self, obj: Chunk) -> str:
         return presenters.shorten(obj.text, 160)
+
+    @admin.display(description="text")
+    def text_excerpt(self, obj: Chunk) -> str:
+        return excerpt(obj.text)
 
     def has_add_permission(self, request: HttpRequest) -> bool:
         return False

@@ -16,6 +16,7 @@ from django.conf import settings
 from django.contrib import admin, messages
 from django.core.exceptions import PermissionDenied
 from django.core.paginator import Paginator
+from django.db.models.functions import Left, Length
 from django.http import (
     Http404,
     HttpRequest,
@@ -31,9 +32,9 @@ from kombu.exceptions import OperationalError as BrokerError
 
 from documents import presenters, selectors, services
 from documents.forms import UploadPdfsForm
-from documents.highlight import mark_words
+from documents.highlight import CHUNK_TEXT_CHARS, excerpt, mark_words
 from documents.intake import IntakeFile, IntakeOutcome, IntakeReport, Verdict, intake_files
-from documents.models import Document
+from documents.models import Chunk, Document
 
 if TYPE_CHECKING:
     from documents.admin import DocumentAdmin
@@ -263,9 +264,13 @@ def chunks_view(model_admin: DocumentAdmin, request: HttpRequest, object_id: str
     per_page = _positive_int(request.GET.get("per_page"))
     if per_page not in CHUNKS_PER_PAGE:
         per_page = DEFAULT_CHUNKS_PER_PAGE
-    paginator = Paginator(
-        selectors.document_chunks(document, pdf_page=pdf_page, text=query), per_page
+    # Only the start of each chunk leaves the database (see documents.highlight).
+    chunk_rows = (
+        selectors.document_chunks(document, pdf_page=pdf_page, text=query)
+        .defer("text")
+        .annotate(text_head=Left("text", CHUNK_TEXT_CHARS), text_chars=Length("text"))
     )
+    paginator = Paginator(chunk_rows, per_page)
     page = paginator.get_page(request.GET.get("page"))
     kept = {"q": query, "pdf_page": pdf_page or "", "per_page": per_page}
     kept = {key: value for key, value in kept.items() if value}
@@ -273,11 +278,15 @@ def chunks_view(model_admin: DocumentAdmin, request: HttpRequest, object_id: str
     def page_url(number: int) -> str:
         return "?" + urlencode({**kept, "page": number})
 
+    def shown(chunk: Chunk) -> str:
+        text = excerpt(chunk.text_head, total=chunk.text_chars)
+        return mark_words(text, query) if query else text
+
     chunks = [
         {
             "chunk": chunk,
             "pages": presenters.pages_label(chunk.page_start, chunk.page_end),
-            "text": mark_words(chunk.text, query) if query else chunk.text,
+            "text": shown(chunk),
         }
         for chunk in page.object_list
     ]

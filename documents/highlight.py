@@ -1,4 +1,9 @@
-"""Highlight the query's words in a snippet of text, safely (HTML-escaped)."""
+"""Excerpts of chunk text, and the query's words highlighted in them, safely (HTML-escaped).
+
+No page or command shows more of a chunk than :data:`CHUNK_TEXT_CHARS`: chunks are capped at
+``RAG_CHUNK_MAX_CHARS`` (4,000 by default), but a larger cap, or chunks written before the cap
+existed, may hold megabytes.
+"""
 
 from __future__ import annotations
 
@@ -8,6 +13,8 @@ from django.utils.html import escape
 from django.utils.safestring import SafeString, mark_safe
 
 SNIPPET_CHARS = 400
+# The most of one chunk's text a page or the search command shows.
+CHUNK_TEXT_CHARS = 5000
 _WORD = re.compile(r"\w{2,}", re.UNICODE)
 
 
@@ -51,6 +58,16 @@ def highlight(text: str, query: str, *, width: int = SNIPPET_CHARS) -> SafeStrin
     if pattern is None:
         return mark_safe(prefix + escape(window) + suffix)  # noqa: S308 - escaped just here
     return mark_safe(prefix + _marked(window, pattern) + suffix)  # noqa: S308 - parts escaped
+
+
+def excerpt(text: str, limit: int = CHUNK_TEXT_CHARS, *, total: int | None = None) -> str:
+    """``text`` when it is at most ``limit`` characters, else its start and how much is left
+    out. ``total``: the length of the whole text when ``text`` is only its start (read so from
+    the database)."""
+    total = len(text) if total is None else total
+    if total <= limit:
+        return text
+    return f"{text[:limit]}… ({total - limit:,} more characters)"
 
 
 def mark_words(text: str, query: str) -> SafeString:

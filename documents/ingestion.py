@@ -23,6 +23,7 @@ from rag.errors import (
     DocumentMissingError,
     IngestError,
     PermanentIngestError,
+    ReaderCrashedError,
     StoredFileMissingError,
     TransientIngestError,
 )
@@ -39,6 +40,7 @@ __all__ = [
     "DocumentMissingError",
     "IngestError",
     "PermanentIngestError",
+    "ReaderCrashedError",
     "TransientIngestError",
     "current_embedder",
     "embedder_mismatch",
@@ -82,8 +84,13 @@ def rag_config() -> RAGConfig:
         ),
         chunk_tokens=settings.RAG_CHUNK_TOKENS,
         chunk_overlap_tokens=settings.RAG_CHUNK_OVERLAP_TOKENS,
+        chunk_max_chars=settings.RAG_CHUNK_MAX_CHARS,
         pool_size=settings.RAG_DB_POOL_SIZE,
         max_pages=settings.RAG_MAX_PAGES,
+        max_page_chars=settings.RAG_MAX_PAGE_CHARS,
+        parse_page_seconds=settings.RAG_PARSE_PAGE_SECONDS,
+        parse_base_seconds=settings.RAG_PARSE_BASE_SECONDS,
+        parse_seconds_per_page=settings.RAG_PARSE_SECONDS_PER_PAGE,
         hnsw_ef_search=settings.RAG_HNSW_EF_SEARCH,
     )
 

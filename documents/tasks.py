@@ -12,7 +12,12 @@ from django.conf import settings
 from django.db import InterfaceError, OperationalError
 
 from documents import services
-from documents.ingestion import DocumentMissingError, PermanentIngestError, TransientIngestError
+from documents.ingestion import (
+    DocumentMissingError,
+    PermanentIngestError,
+    ReaderCrashedError,
+    TransientIngestError,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -65,6 +70,24 @@ def ingest_pdf_task(self: Task, document_id: int) -> dict[str, Any]:
             exc,
         )
         raise self.retry(exc=exc, countdown=countdown) from exc
+    except ReaderCrashedError as exc:
+        # The page reader was killed (out of memory, an operator): like a worker child that
+        # died, try again; the service fails the document as "crashed" once its attempts reach
+        # RAG_MAX_ATTEMPTS, so this bound only matters if retries outran the attempts.
+        if self.request.retries >= settings.RAG_MAX_ATTEMPTS:
+            _record_failure(document_id, exc.code, exc.message)
+            raise
+        countdown = retry_delay(self.request.retries)
+        logger.warning(
+            "ingestion retry document_id=%s retry=%d countdown=%.1fs reader_crashed=%s",
+            document_id,
+            self.request.retries + 1,
+            countdown,
+            exc,
+        )
+        raise self.retry(
+            exc=exc, countdown=countdown, max_retries=settings.RAG_MAX_ATTEMPTS
+        ) from exc
     except SoftTimeLimitExceeded:
         _record_failure(
             self,

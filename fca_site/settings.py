@@ -245,6 +245,8 @@ RAG_OPENAI_SEND_DIMENSIONS = env_bool("RAG_OPENAI_SEND_DIMENSIONS", False)
 RAG_EMBEDDING_DIMENSIONS = int(os.environ.get("RAG_EMBEDDING_DIMENSIONS", "384"))
 RAG_CHUNK_TOKENS = int(os.environ.get("RAG_CHUNK_TOKENS", "200"))
 RAG_CHUNK_OVERLAP_TOKENS = int(os.environ.get("RAG_CHUNK_OVERLAP_TOKENS", "32"))
+# A "word" without spaces costs one token however long it is: chunks are capped in characters too.
+RAG_CHUNK_MAX_CHARS = int(os.environ.get("RAG_CHUNK_MAX_CHARS", "4000"))
 RAG_EMBED_BATCH_SIZE = int(os.environ.get("RAG_EMBED_BATCH_SIZE", "16"))
 RAG_TORCH_THREADS = int(os.environ.get("RAG_TORCH_THREADS", "0"))
 RAG_DB_POOL_SIZE = int(os.environ.get("RAG_DB_POOL_SIZE", "2"))
@@ -255,6 +257,13 @@ RAG_MAX_UPLOAD_BYTES = env_int("RAG_MAX_UPLOAD_BYTES", 100 * 1024 * 1024)
 # limit plus room for the multipart framing and form fields. Larger bodies get 413 unread.
 RAG_MAX_REQUEST_BYTES = env_int("RAG_MAX_REQUEST_BYTES", RAG_MAX_UPLOAD_BYTES + 1024 * 1024)
 RAG_MAX_PAGES = int(os.environ.get("RAG_MAX_PAGES", "5000"))
+# Text of one page, in characters; a page over it fails the document as "too_large".
+RAG_MAX_PAGE_CHARS = int(os.environ.get("RAG_MAX_PAGE_CHARS", str(16 * 2**20)))
+# Parsing budget ("too_complex" when exceeded): seconds for one page (or opening the file), and
+# for the document, RAG_PARSE_BASE_SECONDS plus RAG_PARSE_SECONDS_PER_PAGE for each page read.
+RAG_PARSE_PAGE_SECONDS = float(os.environ.get("RAG_PARSE_PAGE_SECONDS", "60"))
+RAG_PARSE_BASE_SECONDS = float(os.environ.get("RAG_PARSE_BASE_SECONDS", "60"))
+RAG_PARSE_SECONDS_PER_PAGE = float(os.environ.get("RAG_PARSE_SECONDS_PER_PAGE", "1"))
 # Transient failures (database, network) retry with exponential backoff and jitter.
 RAG_TASK_MAX_RETRIES = int(os.environ.get("RAG_TASK_MAX_RETRIES", "5"))
 RAG_RETRY_BASE_SECONDS = float(os.environ.get("RAG_RETRY_BASE_SECONDS", "5"))

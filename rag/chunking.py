@@ -5,22 +5,39 @@ at a sentence boundary when one falls in its second half, else at a word boundar
 chunks share ``overlap`` tokens so a sentence cut at a boundary is still found whole in one of
 them. Each chunk records the first and last page its text comes from.
 
+Chunks are capped in characters too: a run of characters without spaces is one word to the
+tokenizer (WordPiece maps any word over 100 characters to a single ``[UNK]``), so a page showing
+a 10 MB "word" would otherwise make a 10 MB chunk of one token. Such runs are cut into pieces of
+at most :data:`MAX_WORD_CHARS` before the tokenizer sees them, and page text is tokenized in
+windows of :data:`TOKENIZE_WINDOW_CHARS`, so memory stays flat whatever a page holds.
+
 The chunker is fed one page at a time and keeps only the pages its unfinished chunk still uses.
 """
 
 from __future__ import annotations
 
 import logging
+import re
+from bisect import bisect_right
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from typing import NamedTuple
 
+from rag.config import DEFAULT_CHUNK_MAX_CHARS
 from rag.parsing import Page
 from rag.tokens import Tokenizer
 
 logger = logging.getLogger(__name__)
 
 _SENTENCE_END = (".", "!", "?", "。", "！", "？")
+# Longest run of non-space characters handed to the tokenizer whole (also at most a quarter of
+# the chunk's character cap); longer runs are cut into pieces of this length.
+MAX_WORD_CHARS = 200
+# Page text is tokenized in windows of about this size, cut at spaces: a tokenizer call makes a
+# few Python objects per token, which for a page of megabytes would be gigabytes.
+TOKENIZE_WINDOW_CHARS = 16_384
+# The smallest character cap accepted (a chunk must hold a few words).
+MIN_CHUNK_CHARS = 64
 
 
 @dataclass(frozen=True)
@@ -43,32 +60,68 @@ class _Unit(NamedTuple):
     piece: bool
 
 
+def _added_chars(previous: _Unit | None, unit: _Unit) -> int:
+    """How much longer a chunk's text gets when ``unit`` follows ``previous`` (see _text_of)."""
+    if previous is None:
+        return unit.end - unit.start
+    if previous.page == unit.page:
+        return unit.end - previous.end
+    return 1 + unit.end - unit.start  # a new page's run, after a newline
+
+
+def _span_chars(units: list[_Unit]) -> int:
+    """Length of the text of ``units`` (what :meth:`Chunker._text_of` would return)."""
+    total, previous = 0, None
+    for unit in units:
+        total += _added_chars(previous, unit)
+        previous = unit
+    return total
+
+
 class Chunker:
     """Turns pages into chunks; call :meth:`add_page` for each page, then :meth:`finish`."""
 
-    def __init__(self, tokenizer: Tokenizer, *, chunk_tokens: int, overlap_tokens: int) -> None:
+    def __init__(
+        self,
+        tokenizer: Tokenizer,
+        *,
+        chunk_tokens: int,
+        overlap_tokens: int,
+        max_chars: int = DEFAULT_CHUNK_MAX_CHARS,
+    ) -> None:
         self._tokenizer = tokenizer
         self.chunk_tokens = max(8, min(chunk_tokens, tokenizer.max_tokens))
         # An overlap of half a chunk or more would make the chunker crawl; cap it.
         self.overlap_tokens = max(0, min(overlap_tokens, self.chunk_tokens // 2))
+        self.max_chars = max(MIN_CHUNK_CHARS, max_chars)
+        self.max_word_chars = min(MAX_WORD_CHARS, self.max_chars // 4)
+        self._long_run = re.compile(rf"\S{{{self.max_word_chars + 1},}}")
         self._page_texts: dict[int, str] = {}
         self._units: list[_Unit] = []
         self._unit_tokens = 0
+        self._unit_chars = 0
         self._ordinal = 0
         self._carried_tokens = 0
+        self._carried_units = 0
 
     def add_page(self, page: Page) -> Iterator[Chunk]:
         """Add one page's text; yield the chunks it completes."""
         if not page.text:
             return
         self._page_texts[page.number] = page.text
-        # A single "word" (a long URL, a run of symbols) may exceed a chunk: cut it into pieces.
-        max_word = max(1, self.chunk_tokens // 2)
-        text, number = page.text, page.number
-        for start, end, tokens, piece in self._tokenizer.words(text, max_word):
-            unit = _Unit(number, start, end, tokens, text[end - 1 : end] in _SENTENCE_END, piece)
-            while self._units and self._unit_tokens + unit.tokens > self.chunk_tokens:
+        for unit in self._units_of(page):
+            while self._units and (
+                self._unit_tokens + unit.tokens > self.chunk_tokens
+                or self._unit_chars + _added_chars(self._units[-1], unit) > self.max_chars
+            ):
+                if len(self._units) == self._carried_units:
+                    # Only the overlap is left and the next word does not fit beside it (the
+                    # character cap, with long words): start afresh rather than repeat it.
+                    self._units, self._unit_tokens, self._unit_chars = [], 0, 0
+                    self._carried_tokens = self._carried_units = 0
+                    break
                 yield self._emit()
+            self._unit_chars += _added_chars(self._units[-1] if self._units else None, unit)
             self._units.append(unit)
             self._unit_tokens += unit.tokens
 
@@ -76,7 +129,68 @@ class Chunker:
         """Yield the last, partial chunk (unless it is only overlap already emitted)."""
         while self._units and self._unit_tokens > self._carried_tokens:
             yield self._emit(final=True)
-        self._units, self._unit_tokens = [], 0
+        self._units, self._unit_tokens, self._unit_chars = [], 0, 0
+
+    def _units_of(self, page: Page) -> Iterator[_Unit]:
+        """The page's words as units, tokenized window by window.
+
+        A single word (a long URL, a run of symbols) may exceed a chunk: the tokenizer cuts it
+        into pieces of half a chunk's tokens, and runs longer than ``max_word_chars`` are cut
+        into pieces of that many characters before it sees them.
+        """
+        max_word = max(1, self.chunk_tokens // 2)
+        text, number = page.text, page.number
+        for spans, whole in self._windows(text):
+            if len(spans) == 1:
+                offset = spans[0][0]
+                for start, end, tokens, piece in self._tokenizer.words(
+                    text[offset : spans[0][1]], max_word
+                ):
+                    start, end = start + offset, end + offset
+                    ending = text[end - 1 : end] in _SENTENCE_END
+                    yield _Unit(number, start, end, tokens, ending, piece or not whole)
+                continue
+            # Pieces of one long run, tokenized together joined by spaces (a word never spans
+            # a space): map each word back to its piece.
+            joined_starts, position = [], 0
+            for first, last in spans:
+                joined_starts.append(position)
+                position += last - first + 1
+            joined = " ".join(text[first:last] for first, last in spans)
+            for start, end, tokens, _ in self._tokenizer.words(joined, max_word):
+                index = bisect_right(joined_starts, start) - 1
+                shift = spans[index][0] - joined_starts[index]
+                yield _Unit(number, start + shift, end + shift, tokens, False, True)
+
+    def _windows(self, text: str) -> Iterator[tuple[list[tuple[int, int]], bool]]:
+        """``(spans, whole)`` covering ``text`` in order: one span of whole words (cut at a
+        space, about :data:`TOKENIZE_WINDOW_CHARS` long), or pieces of one overlong run."""
+        position = 0
+        for run in self._long_run.finditer(text):
+            yield from self._word_windows(text, position, run.start())
+            step = self.max_word_chars
+            pieces = [(i, min(i + step, run.end())) for i in range(run.start(), run.end(), step)]
+            per_window = max(1, TOKENIZE_WINDOW_CHARS // (step + 1))
+            for first in range(0, len(pieces), per_window):
+                yield pieces[first : first + per_window], False
+            position = run.end()
+        yield from self._word_windows(text, position, len(text))
+
+    @staticmethod
+    def _word_windows(
+        text: str, start: int, stop: int
+    ) -> Iterator[tuple[list[tuple[int, int]], bool]]:
+        """Windows of whole words between ``start`` and ``stop`` (no overlong run inside)."""
+        while start < stop:
+            end = min(start + TOKENIZE_WINDOW_CHARS, stop)
+            if end < stop:
+                # Back up to a space: one is never far, as runs between them are short here.
+                cut = end
+                while cut > start and not text[cut - 1].isspace():
+                    cut -= 1
+                end = cut if cut > start else end
+            yield [(start, end)], True
+            start = end
 
     def _emit(self, *, final: bool = False) -> Chunk:
         units = self._units
@@ -88,7 +202,9 @@ class Chunker:
         rest = units[cut:]
         self._units = carried + rest
         self._unit_tokens = carried_tokens + sum(u.tokens for u in rest)
+        self._unit_chars = _span_chars(self._units)
         self._carried_tokens = carried_tokens
+        self._carried_units = len(carried)
         # Pages arrive in order: everything before the first page still in use can go (the
         # page being added has the highest number and is always kept).
         first_needed = self._units[0].page if self._units else max(self._page_texts)
@@ -98,13 +214,25 @@ class Chunker:
     def _overlap(self, units: list[_Unit]) -> list[_Unit]:
         """The tail of a chunk repeated at the head of the next one.
 
-        At most ``overlap_tokens`` long; it starts after a sentence end when one falls inside
-        it, and never with punctuation, so the next chunk starts like a sentence would.
+        At most ``overlap_tokens`` long and an eighth of the character cap; it starts after a
+        sentence end when one falls inside it, and never with punctuation, so the next chunk
+        starts like a sentence would.
         """
         start, total = len(units), 0
+        chars = 0
         while start > 0 and total + units[start - 1].tokens <= self.overlap_tokens:
+            before = units[start - 1]
+            if start == len(units):
+                added = before.end - before.start
+            elif before.page == units[start].page:
+                added = units[start].start - before.start
+            else:
+                added = 1 + before.end - before.start
+            if chars + added > self.max_chars // 8:
+                break
             start -= 1
             total += units[start].tokens
+            chars += added
         if start == len(units):
             return []
         tail = units[start:]
@@ -171,10 +299,17 @@ class Chunker:
 
 
 def chunk_pages(
-    pages: Iterable[Page], tokenizer: Tokenizer, *, chunk_tokens: int, overlap_tokens: int
+    pages: Iterable[Page],
+    tokenizer: Tokenizer,
+    *,
+    chunk_tokens: int,
+    overlap_tokens: int,
+    max_chars: int = DEFAULT_CHUNK_MAX_CHARS,
 ) -> Iterator[Chunk]:
     """Chunk a whole stream of pages (convenience for callers that need no interleaving)."""
-    chunker = Chunker(tokenizer, chunk_tokens=chunk_tokens, overlap_tokens=overlap_tokens)
+    chunker = Chunker(
+        tokenizer, chunk_tokens=chunk_tokens, overlap_tokens=overlap_tokens, max_chars=max_chars
+    )
     for page in pages:
         yield from chunker.add_page(page)
     yield from chunker.finish()

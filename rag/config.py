@@ -4,6 +4,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+# A chunk of 200 MiniLM tokens of prose is about 1,000 characters; the cap only bites on text
+# whose "words" are long runs without spaces.
+DEFAULT_CHUNK_MAX_CHARS = 4000
+
 
 @dataclass(frozen=True)
 class EmbedderConfig:
@@ -48,10 +52,21 @@ class RAGConfig:
     chunk_tokens: int = 200
     """Target chunk size in the embedder's own tokens (capped at the model's input limit)."""
     chunk_overlap_tokens: int = 32
+    chunk_max_chars: int = DEFAULT_CHUNK_MAX_CHARS
+    """Longest chunk in characters: a run of characters without spaces costs one token however
+    long it is, so tokens alone do not bound a chunk (longer "words" are cut)."""
     pool_size: int = 2
     """Connections per process (per event loop) in the async engine's pool: at least 2, as an
     ingestion holds one for its transaction and publishes its progress through another."""
     max_pages: int = 5000
+    max_page_chars: int = 16 * 2**20
+    """Most characters of text one page may hold; more fails the document as too large."""
+    parse_page_seconds: float = 60.0
+    """Budget for reading one page (or opening the file) in the page reader."""
+    parse_base_seconds: float = 60.0
+    parse_seconds_per_page: float = 1.0
+    """Budget for reading a document: at no point may reading have taken longer than
+    ``parse_base_seconds`` plus ``parse_seconds_per_page`` for each page read so far."""
     hnsw_ef_search: int = 80
     """Candidates the HNSW index examines per vector query (pgvector's default is 40)."""
 

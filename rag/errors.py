@@ -48,9 +48,15 @@ class NoTextError(PermanentIngestError):
 
 
 class TooLargeError(PermanentIngestError):
-    """The PDF exceeds a configured limit (pages)."""
+    """The PDF exceeds a configured limit (pages, or text on one page)."""
 
     code = "too_large"
+
+
+class TooComplexError(PermanentIngestError):
+    """Reading the PDF takes longer than its budget (one page, or the document for its pages)."""
+
+    code = "too_complex"
 
 
 class DocumentMissingError(PermanentIngestError):
@@ -69,6 +75,13 @@ class EmbedderMismatchError(PermanentIngestError):
     """The embedder's vectors do not fit the database column."""
 
     code = "embedder_mismatch"
+
+
+class ReaderCrashedError(IngestError):
+    """The page reader was killed by a signal (out of memory, an operator): not the file's
+    fault for sure, so it is retried like a worker that died, up to the attempts limit."""
+
+    code = "crashed"
 
 
 class TransientIngestError(IngestError):

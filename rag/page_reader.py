@@ -1,17 +1,33 @@
-"""Read a PDF's pages in a child process, streamed back to the event loop as they come.
+"""Read a PDF in a child process, within a time budget, its pages streamed back as they come.
 
 pypdf is pure Python: in a thread of the worker it holds the GIL most of the time it runs, and
 the embedder's threads, which need the GIL between their operations, wait for it (measured
 here: embedding beside a busy reader thread took about 3 times as long as alone; beside a
-reader process, no longer). A child process reads instead, and the parent only receives text.
+reader process, no longer). And a page cannot be stopped in a thread, while a process can be
+killed: a tiny file can hold a content stream that costs minutes per page to parse. So every
+document is read by a child process, and the parent only receives text.
+
+The budget (``RAGConfig.parse_*``): opening the file and each page may take at most
+``parse_page_seconds``; and reading may at no point have taken longer than
+``parse_base_seconds`` plus ``parse_seconds_per_page`` for each page read so far (which bounds
+the whole document by its pages, and stops a document whose every page is slow after a few of
+them rather than at the task's time limit). Over budget, the child is killed and the document
+fails as ``too_complex``. Seconds are the child's own, measured around its parsing: time the
+child waits for the consumer (a full pipe) is not counted.
 
 Protocol: the parent writes the PDF's bytes to the child's stdin and closes it; the child
-writes JSON lines to stdout: ``{"pages": N}`` once opened (or ``{"error": <class name>,
-"message": ...}`` and nothing more), then ``{"page": n, "text": ..., "seconds": ...}`` for each
-page in order, then ``{"stats": {...}}``. A pipe holds only a few pages, so the child reads no
-further ahead than the consumer allows.
+writes JSON lines to stdout: ``{"pages": N, "seconds": ...}`` once opened (or ``{"error":
+<class name>, "message": ...}`` and nothing more), then ``{"page": n, "text": ..., "seconds":
+...}`` for each page in order (or an error, for a page over ``max_page_chars``), then
+``{"stats": {...}}``. A pipe holds only a few pages, so the child reads no further ahead than
+the consumer allows.
 
-Run as ``python -m rag.page_reader MAX_PAGES`` (by :func:`read_pages`, never by hand).
+A child killed by a signal (out of memory, an operator) raises :class:`ReaderCrashedError`,
+which is retried like a worker that died; a child that exits otherwise before the end is a
+corrupt file.
+
+Run as ``python -m rag.page_reader MAX_PAGES MAX_PAGE_CHARS`` (by :func:`open_pdf`, never by
+hand).
 """
 
 from __future__ import annotations
@@ -28,27 +44,176 @@ import threading
 import time
 from collections.abc import AsyncIterator
 from pathlib import Path
+from typing import Any
 
 from rag import errors
-from rag.errors import CorruptPdfError, PermanentIngestError
-from rag.parsing import ExtractionStats, Page, PdfDocument
+from rag.config import RAGConfig
+from rag.errors import (
+    CorruptPdfError,
+    NoTextError,
+    PermanentIngestError,
+    ReaderCrashedError,
+    TooComplexError,
+    TooLargeError,
+)
+from rag.parsing import ExtractionStats, Page, PdfDocument, no_text_error
 
 logger = logging.getLogger(__name__)
 
-# One JSON line holds one page's text; pages of several MB of text exist.
-LINE_LIMIT = 64 * 2**20
 _PACKAGE_ROOT = str(Path(__file__).resolve().parent.parent)
+# Room in one JSON line beside the page's text (the keys and the seconds).
+_LINE_OVERHEAD = 2**16
 
 
-async def read_pages(
-    data: bytes, *, max_pages: int, stats: ExtractionStats
-) -> AsyncIterator[tuple[Page, float]]:
-    """Yield ``(page, seconds spent reading it)`` from a child process, in page order.
+def line_limit(max_page_chars: int) -> int:
+    """Bytes one JSON line may take: a page at the character limit, at the most 4 bytes of
+    UTF-8 per character (normalised text holds no control characters, so none becomes a
+    6-byte ``\\uXXXX`` escape; quotes and backslashes take 2)."""
+    return 4 * max_page_chars + _LINE_OVERHEAD
 
-    ``stats`` is filled in from the child's own once every page is read. Raises the child's
-    :class:`~rag.errors.PermanentIngestError` if it cannot open the PDF, and
-    :class:`~rag.errors.CorruptPdfError` if it dies on the way. Closing the iterator early
-    (cancellation, an error downstream) kills the child.
+
+class PageReader:
+    """A PDF opened by a child process: its page count, then its pages through :meth:`pages`.
+
+    Made by :func:`open_pdf`, which also stops the child.
+    """
+
+    def __init__(self, process: asyncio.subprocess.Process, config: RAGConfig) -> None:
+        self._process = process
+        self._config = config
+        self.page_count = 0
+        self.pages_read = 0
+        self.stats = ExtractionStats()
+        self._spent = 0.0
+
+    async def _open(self, data: bytes) -> None:
+        assert self._process.stdin is not None
+        # A child that dies before reading everything is reported by the next message (EOF).
+        with contextlib.suppress(BrokenPipeError, ConnectionResetError):
+            self._process.stdin.write(data)
+            await self._process.stdin.drain()
+            self._process.stdin.close()
+        message = await self._next_message()
+        self.page_count = message["pages"]
+        self._account(message["seconds"])
+
+    async def pages(self) -> AsyncIterator[tuple[Page, float]]:
+        """Yield ``(page, seconds spent reading it)`` in page order; fill :attr:`stats` at the
+        end. Raises the child's :class:`~rag.errors.PermanentIngestError` (a page over the
+        text limit), :class:`~rag.errors.TooComplexError` over budget,
+        :class:`~rag.errors.ReaderCrashedError` if the child is killed."""
+        while True:
+            message = await self._next_message()
+            if "stats" in message:
+                for name, value in message["stats"].items():
+                    setattr(self.stats, name, value)
+                return
+            self.pages_read += 1
+            self._account(message["seconds"])
+            yield Page(number=message["page"], text=message["text"]), message["seconds"]
+
+    def no_text_error(self) -> CorruptPdfError | NoTextError:
+        """The error that explains why no text came out of the whole document."""
+        return no_text_error(self.stats, self.page_count)
+
+    def _allowance(self) -> float:
+        """Seconds reading may have taken once the step under way (open, or the next page)
+        ends: the document's budget for the pages read by then."""
+        config = self._config
+        return config.parse_base_seconds + config.parse_seconds_per_page * (self.pages_read + 1)
+
+    def _account(self, seconds: float) -> None:
+        """Count a finished step's seconds (as the child measured them) against the budget."""
+        self._spent += seconds
+        if seconds > self._config.parse_page_seconds:
+            raise self._over_page_budget()
+        if self._spent > self._allowance():
+            raise self._over_document_budget()
+
+    async def _next_message(self) -> dict[str, Any]:
+        """The child's next message, waited for no longer than the budget left."""
+        assert self._process.stdout is not None
+        page_left = self._config.parse_page_seconds
+        document_left = self._allowance() - self._spent
+        try:
+            line = await asyncio.wait_for(
+                self._process.stdout.readline(), timeout=max(0.0, min(page_left, document_left))
+            )
+        except TimeoutError:
+            self.kill()
+            raise (
+                self._over_page_budget()
+                if page_left <= document_left
+                else self._over_document_budget()
+            ) from None
+        except ValueError as exc:
+            # asyncio's StreamReader refuses a line over its limit (LimitOverrunError).
+            self.kill()
+            raise TooLargeError(
+                f"Page {self.pages_read + 1} holds more text than the reader passes on "
+                f"({line_limit(self._config.max_page_chars):,} bytes; RAG_MAX_PAGE_CHARS)."
+            ) from exc
+        if not line.endswith(b"\n"):
+            # The end of the output, possibly in the middle of a line: the child is gone.
+            raise self._died(await self._process.wait())
+        message = json.loads(line)
+        if "error" in message:
+            raise _error_class(message["error"])(message["message"])
+        return message
+
+    def _over_page_budget(self) -> TooComplexError:
+        limit = self._config.parse_page_seconds
+        if not self.page_count:
+            return TooComplexError(
+                f"Opening the PDF took more than {limit:g} s (RAG_PARSE_PAGE_SECONDS): its "
+                "structure is too complex to read in time."
+            )
+        return TooComplexError(
+            f"Page {self.pages_read + 1} of {self.page_count} took more than {limit:g} s to read "
+            "(RAG_PARSE_PAGE_SECONDS): its content is too complex to read in time."
+        )
+
+    def _over_document_budget(self) -> TooComplexError:
+        config = self._config
+        step = (
+            f"up to page {self.pages_read + 1} of {self.page_count}"
+            if self.page_count
+            else "to open it"
+        )
+        return TooComplexError(
+            f"Reading the PDF {step} took more than {self._allowance():g} s (the budget: "
+            f"RAG_PARSE_BASE_SECONDS={config.parse_base_seconds:g} plus "
+            f"RAG_PARSE_SECONDS_PER_PAGE={config.parse_seconds_per_page:g} for each page): "
+            "its content is too complex to read in time."
+        )
+
+    def _died(self, code: int) -> ReaderCrashedError | CorruptPdfError:
+        where = f"after {self.pages_read} of {self.page_count or '?'} pages"
+        if code < 0:
+            return ReaderCrashedError(
+                f"The PDF reader was killed by {_signal_name(-code)} {where} (out of memory, "
+                "or stopped from outside); the document is tried again."
+            )
+        return CorruptPdfError(
+            f"The PDF reader stopped {where} (exit code {code}): the file is pathological, or "
+            "memory ran out."
+        )
+
+    def kill(self) -> None:
+        """Stop the child now (it may be in the middle of a page)."""
+        if self._process.returncode is None:
+            with contextlib.suppress(ProcessLookupError):
+                self._process.kill()
+
+
+@contextlib.asynccontextmanager
+async def open_pdf(data: bytes, *, config: RAGConfig) -> AsyncIterator[PageReader]:
+    """Open the PDF in ``data`` in a child process; the reader is yielded once the child knows
+    the page count. The child is killed when the block ends, whatever happened in it.
+
+    Raises what the child reports (:class:`~rag.errors.NotAPdfError`,
+    :class:`~rag.errors.EncryptedPdfError`, :class:`~rag.errors.TooLargeError`, ...) and the
+    reader's own errors (see :meth:`PageReader.pages`).
     """
     env = {
         **os.environ,
@@ -58,42 +223,21 @@ async def read_pages(
         sys.executable,
         "-m",
         "rag.page_reader",
-        str(max_pages),
+        str(config.max_pages),
+        str(config.max_page_chars),
         stdin=asyncio.subprocess.PIPE,
         stdout=asyncio.subprocess.PIPE,
         env=env,
-        limit=LINE_LIMIT,
+        limit=line_limit(config.max_page_chars),
     )
-    assert process.stdin is not None and process.stdout is not None
-    page_count = 0
-    pages_read = 0
+    reader = PageReader(process, config)
     try:
-        process.stdin.write(data)
-        await process.stdin.drain()
-        process.stdin.close()
-        while line := await process.stdout.readline():
-            message = json.loads(line)
-            if "page" in message:
-                pages_read += 1
-                yield Page(number=message["page"], text=message["text"]), message["seconds"]
-            elif "pages" in message:
-                page_count = message["pages"]
-            elif "stats" in message:
-                for name, value in message["stats"].items():
-                    setattr(stats, name, value)
-                return
-            elif "error" in message:
-                raise _error_class(message["error"])(message["message"])
-        code = await process.wait()
-        raise CorruptPdfError(
-            f"The PDF reader stopped after {pages_read} of {page_count or '?'} pages "
-            f"({_exit_reason(code)}): the file is pathological, or memory ran out."
-        )
+        await reader._open(data)
+        del data  # the child has the bytes; a long ingestion need not keep them
+        yield reader
     finally:
-        if process.returncode is None:
-            with contextlib.suppress(ProcessLookupError):
-                process.kill()
-            await process.wait()
+        reader.kill()
+        await process.wait()
 
 
 def _error_class(name: str) -> type[PermanentIngestError]:
@@ -103,12 +247,10 @@ def _error_class(name: str) -> type[PermanentIngestError]:
     return CorruptPdfError
 
 
-def _exit_reason(code: int) -> str:
-    if code < 0:
-        with contextlib.suppress(ValueError):
-            return f"killed by {signal.Signals(-code).name}"
-        return f"killed by signal {-code}"
-    return f"exit code {code}"
+def _signal_name(number: int) -> str:
+    with contextlib.suppress(ValueError):
+        return signal.Signals(number).name
+    return f"signal {number}"
 
 
 def _exit_with_parent() -> None:
@@ -129,22 +271,28 @@ def main(argv: list[str]) -> int:
     """The child: PDF bytes on stdin, JSON lines on stdout (see the module docstring)."""
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     threading.Thread(target=_exit_with_parent, daemon=True).start()
-    max_pages = int(argv[0])
+    max_pages, max_page_chars = int(argv[0]), int(argv[1])
     out = io.TextIOWrapper(sys.stdout.buffer, encoding="utf-8", newline="\n")
     data = sys.stdin.buffer.read()
+    started = time.perf_counter()
     try:
         pdf = PdfDocument(io.BytesIO(data), max_pages=max_pages)
     except PermanentIngestError as exc:
         _emit(out, {"error": type(exc).__name__, "message": exc.message})
         return 0
-    _emit(out, {"pages": pdf.page_count})
+    _emit(out, {"pages": pdf.page_count, "seconds": time.perf_counter() - started})
     for index in range(pdf.page_count):
         started = time.perf_counter()
         page = pdf.read_page(index)
-        _emit(
-            out,
-            {"page": page.number, "text": page.text, "seconds": time.perf_counter() - started},
-        )
+        seconds = time.perf_counter() - started
+        if len(page.text) > max_page_chars:
+            message = (
+                f"Page {page.number} holds {len(page.text):,} characters of text; the limit "
+                f"is {max_page_chars:,} (RAG_MAX_PAGE_CHARS)."
+            )
+            _emit(out, {"error": TooLargeError.__name__, "message": message})
+            return 0
+        _emit(out, {"page": page.number, "text": page.text, "seconds": seconds})
     _emit(out, {"stats": vars(pdf.stats)})
     return 0
 

@@ -136,16 +136,20 @@ class PdfDocument:
 
     def no_text_error(self) -> CorruptPdfError | NoTextError:
         """The error that explains why no text came out of the whole document."""
-        stats = self.stats
-        if stats.failed_pages:
-            return CorruptPdfError(
-                f"No text could be read: {len(stats.failed_pages)} of {self.page_count} pages "
-                f"failed to extract (first error: {stats.first_failure})."
-            )
-        return NoTextError(
-            f"The PDF has no extractable text on any of its {self.page_count} pages "
-            "(scanned images need OCR first)."
+        return no_text_error(self.stats, self.page_count)
+
+
+def no_text_error(stats: ExtractionStats, page_count: int) -> CorruptPdfError | NoTextError:
+    """The error that explains why no text came out of a whole document of ``page_count``."""
+    if stats.failed_pages:
+        return CorruptPdfError(
+            f"No text could be read: {len(stats.failed_pages)} of {page_count} pages "
+            f"failed to extract (first error: {stats.first_failure})."
         )
+    return NoTextError(
+        f"The PDF has no extractable text on any of its {page_count} pages "
+        "(scanned images need OCR first)."
+    )
 
 
 # A letter, a hyphen at the end of a line, and a lower-case letter: a word split by the layout.

@@ -7,6 +7,7 @@ at a time; ``rag.service.RAGService.ingest_pdf`` runs one :class:`IngestPipeline
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import time
 from collections import deque
@@ -22,7 +23,7 @@ from rag.chunking import Chunk, Chunker
 from rag.config import RAGConfig
 from rag.embedding import Embedder
 from rag.errors import TransientIngestError
-from rag.parsing import Page, PdfDocument
+from rag.parsing import Page
 
 logger = logging.getLogger(__name__)
 
@@ -30,9 +31,6 @@ T = TypeVar("T")
 
 # Pages read ahead of the consumer: enough to keep the embedder fed, few enough to bound memory.
 PAGES_AHEAD = 8
-# Documents of at least this many pages are read in a child process (rag.page_reader), which
-# costs about 0.15 s to start but leaves the GIL to the embedder; shorter ones in a thread.
-READ_IN_PROCESS_MIN_PAGES = 20
 # Embedding calls kept in flight by one ingestion (see IngestPipeline._pipeline).
 EMBED_CALLS_IN_FLIGHT = 2
 # Seconds between progress updates of one ingestion (each is a small UPDATE of its own).
@@ -159,8 +157,8 @@ class IngestPipeline:
     async def ingest_pdf(self, *, document_id: int, stream: BinaryIO) -> IngestResult:
         """Read, chunk and embed the PDF in ``stream``; replace the document's chunks.
 
-        The stages overlap: a child process (or, for short documents, a thread) reads the next
-        pages and the loop chunks them while the model embeds the current batches in its
+        The stages overlap: a child process (rag.page_reader) reads the next pages, within its
+        time budget, and the loop chunks them while the model embeds the current batches in its
         threads, and the previous batch is written meanwhile, inside the transaction that swaps
         the old chunks for the new ones. Only a few pages and batches are held at a time,
         whatever the length of the document.
@@ -188,27 +186,25 @@ class IngestPipeline:
                     conn, embedder=self.embedder.name, dimensions=self.embedder.dimensions
                 )
             started = time.perf_counter()
-            # pypdf is synchronous and CPU-bound: parse in a thread, keep the loop responsive.
-            pdf = await asyncio.to_thread(PdfDocument, stream, max_pages=self.config.max_pages)
-            data = None
-            if pdf.page_count >= READ_IN_PROCESS_MIN_PAGES:
-                stream.seek(0)
-                data = await asyncio.to_thread(stream.read)
-            watch.add("parse", started)
-            progress.page_count = pdf.page_count
-            await progress.publish(0)
-            async with self.engine.begin() as conn:
-                await store.begin_replacement(conn, document_id=document_id)
-                chunk_count = await self._pipeline(conn, document_id, pdf, data, watch, progress)
-                if not chunk_count:
-                    raise pdf.no_text_error()
-                await store.finish_replacement(
-                    conn,
-                    document_id=document_id,
-                    page_count=pdf.page_count,
-                    chunk_count=chunk_count,
-                    embedder=self.embedder.name,
-                )
+            data = await asyncio.to_thread(stream.read)
+            # Every document is read in a child process, which a budget can stop mid-page.
+            async with page_reader.open_pdf(data, config=self.config) as pdf:
+                del data
+                watch.add("parse", started)
+                progress.page_count = pdf.page_count
+                await progress.publish(0)
+                async with self.engine.begin() as conn:
+                    await store.begin_replacement(conn, document_id=document_id)
+                    chunk_count = await self._pipeline(conn, document_id, pdf, watch, progress)
+                    if not chunk_count:
+                        raise pdf.no_text_error()
+                    await store.finish_replacement(
+                        conn,
+                        document_id=document_id,
+                        page_count=pdf.page_count,
+                        chunk_count=chunk_count,
+                        embedder=self.embedder.name,
+                    )
         except DBAPIError as exc:
             # Only a lost or refused connection is worth retrying; a failing statement is a bug.
             if not (
@@ -239,12 +235,11 @@ class IngestPipeline:
         self,
         conn: AsyncConnection,
         document_id: int,
-        pdf: PdfDocument,
-        data: bytes | None,
+        pdf: page_reader.PageReader,
         watch: _Stopwatch,
         progress: _Progress,
     ) -> int:
-        """Parse (process or thread) -> chunk (loop) -> embed (threads) -> write (loop), all
+        """Parse (child process) -> chunk (loop) -> embed (threads) -> write (loop), all
         overlapped; return the number of chunks written.
 
         Two embedding calls are kept in flight, so the embedder's threads find the next batch
@@ -253,7 +248,7 @@ class IngestPipeline:
         """
         pages: asyncio.Queue[Page | None] = asyncio.Queue(maxsize=PAGES_AHEAD)
         batches: asyncio.Queue[list[Chunk] | None] = asyncio.Queue(maxsize=1)
-        reader = asyncio.create_task(self._read_pages(pdf, data, pages, watch))
+        reader = asyncio.create_task(self._read_pages(pdf, pages, watch))
         chunking = asyncio.create_task(self._chunk_batches(pages, batches, watch))
         busy = _BusyClock()
         in_flight: deque[tuple[list[Chunk], asyncio.Task[list[list[float]]]]] = deque()
@@ -290,7 +285,7 @@ class IngestPipeline:
             if writing is not None:
                 await writing
             await chunking
-            await reader  # re-raise anything unexpected from the reading thread
+            await reader  # re-raise anything unexpected from the reader
         finally:
             tasks = [
                 task
@@ -317,6 +312,7 @@ class IngestPipeline:
             self.embedder.tokenizer,
             chunk_tokens=self.config.chunk_tokens,
             overlap_tokens=self.config.chunk_overlap_tokens,
+            max_chars=self.config.chunk_max_chars,
         )
         batch_size = max(1, self.config.embedder.batch_size)
         pending: list[Chunk] = []
@@ -338,29 +334,15 @@ class IngestPipeline:
 
     async def _read_pages(
         self,
-        pdf: PdfDocument,
-        data: bytes | None,
+        pdf: page_reader.PageReader,
         pages: asyncio.Queue[Page | None],
         watch: _Stopwatch,
     ) -> None:
-        """Read pages one by one, a few ahead of the consumer (bounded queue): in a child
-        process when ``data`` (the PDF's bytes) is given, else in a thread."""
+        """Read pages one by one, a few ahead of the consumer (bounded queue)."""
         try:
-            if data is not None:
-                stream = page_reader.read_pages(
-                    data, max_pages=self.config.max_pages, stats=pdf.stats
-                )
-                try:
-                    async for page, seconds in stream:
-                        watch.add_seconds("parse", seconds)
-                        await pages.put(page)
-                finally:
-                    await stream.aclose()  # kills the child if it is still reading
-            else:
-                for index in range(pdf.page_count):
-                    started = time.perf_counter()
-                    page = await asyncio.to_thread(pdf.read_page, index)
-                    watch.add("parse", started)
+            async with contextlib.aclosing(pdf.pages()) as stream:
+                async for page, seconds in stream:
+                    watch.add_seconds("parse", seconds)
                     await pages.put(page)
         except BaseException:
             _end_queue_now(pages)

@@ -3,7 +3,7 @@ devtools.pdf_factory; ``text_pdf`` is named here too for the tests that take eve
 
 from __future__ import annotations
 
-from devtools.pdf_factory import one_page_pdf, text_pdf
+from devtools.pdf_factory import HELVETICA, one_page_pdf, pdf_from_objects, stream_object, text_pdf
 
 __all__ = ["deeply_nested_pdf", "huge_content_stream_pdf", "text_pdf"]
 
@@ -18,4 +18,63 @@ def deeply_nested_pdf(depth: int = 200_000) -> bytes:
     nested = b"[" * depth + b"]" * depth
     return one_page_pdf(
         b"BT /F1 12 Tf 72 700 Td (hello) Tj ET", page_extra=b"/Deep " + nested + b" "
+    )
+
+
+def shared_stream_pdf(content: bytes, *, pages: int, font: bytes = HELVETICA, extra=()) -> bytes:
+    """``pages`` pages that all draw the one content stream ``content`` (stored once): a small
+    file whose every page costs as much to read as the stream does. Objects in ``extra`` come
+    after the font, from object 5 on."""
+    first_page = 5 + len(extra)
+    kids = " ".join(f"{first_page + i} 0 R" for i in range(pages)).encode()
+    page = (
+        b"<< /Type /Page /Parent 2 0 R /MediaBox [0 0 612 792] /Contents 3 0 R "
+        b"/Resources << /Font << /F1 4 0 R >> >> >>"
+    )
+    return pdf_from_objects(
+        [
+            b"<< /Type /Catalog /Pages 2 0 R >>",
+            b"<< /Type /Pages /Kids [" + kids + b"] /Count " + str(pages).encode() + b" >>",
+            stream_object(content),
+            font,
+            *extra,
+            *([page] * pages),
+        ]
+    )
+
+
+def long_word_pdf(chars: int, *, pages: int) -> bytes:
+    """Pages sharing one stream that shows a single "word" of ``chars`` letters (no spaces)."""
+    return shared_stream_pdf(b"BT /F1 12 Tf 72 700 Td (" + b"A" * chars + b") Tj ET", pages=pages)
+
+
+def slow_pages_pdf(operators: int, *, pages: int) -> bytes:
+    """Pages sharing one stream of ``operators`` small text operators: legitimate text, slow to
+    parse (pypdf handles each operator in Python, about 15 µs apiece)."""
+    return shared_stream_pdf(
+        b"BT /F1 12 Tf 72 700 Td " + b"(word ) Tj " * operators + b"ET", pages=pages
+    )
+
+
+# pypdf's longest /ToUnicode destination, in characters (1,024 hex digits of UTF-16).
+_EXPANSION = 256
+
+
+def expanding_text_pdf(chars: int, *, pages: int) -> bytes:
+    """Pages showing about ``chars`` characters of text each, cheaply: the font's /ToUnicode
+    map turns each byte shown into 256 letters, so the stream is 256 times shorter than the
+    text and quick to parse."""
+    cmap = (
+        b"/CIDInit /ProcSet findresource begin 12 dict begin begincmap /CMapName /Expand def "
+        b"1 begincodespacerange <00> <FF> endcodespacerange 1 beginbfchar <41> <"
+        + b"0042" * _EXPANSION
+        + b"> endbfchar endcmap end end"
+    )
+    font = b"<< /Type /Font /Subtype /Type1 /BaseFont /Helvetica /ToUnicode 5 0 R >>"
+    shown = b"A" * -(-chars // _EXPANSION)
+    return shared_stream_pdf(
+        b"BT /F1 12 Tf 72 700 Td (" + shown + b") Tj ET",
+        pages=pages,
+        font=font,
+        extra=[stream_object(cmap)],
     )

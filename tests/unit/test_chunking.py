@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from devtools.corpus import load_manifest
-from rag.chunking import Chunker, chunk_pages
+from rag.chunking import TOKENIZE_WINDOW_CHARS, Chunker, chunk_pages
 from rag.embedding import default_model_path
 from rag.parsing import Page, PdfDocument
 from rag.tokens import SimpleTokenizer, WordPieceTokenizer
@@ -101,3 +101,67 @@ def test_no_chunk_of_the_corpus_exceeds_the_model_limit(corpus, wordpiece, filen
         # Re-count independently of the chunker: the model would see exactly this many tokens.
         assert wordpiece.count(chunk.text) == chunk.token_count <= wordpiece.max_tokens
         assert 1 <= chunk.page_start <= chunk.page_end <= pdf.page_count
+
+
+class RecordingTokenizer:
+    """A tokenizer that remembers the longest text it was given."""
+
+    def __init__(self, inner) -> None:
+        self.inner = inner
+        self.max_tokens = inner.max_tokens
+        self.longest = 0
+
+    def words(self, text, max_word_tokens):
+        self.longest = max(self.longest, len(text))
+        return self.inner.words(text, max_word_tokens)
+
+    def count(self, text):
+        self.longest = max(self.longest, len(text))
+        return self.inner.count(text)
+
+
+def test_a_megabyte_word_makes_chunks_within_the_character_cap_and_loses_nothing(wordpiece):
+    # A run without spaces is one [UNK] token to WordPiece, whatever its length.
+    giant = "A" * 2**20
+    pages = [Page(1, f"Intro words. {giant} and the end."), Page(2, "Next page.")]
+    recording = RecordingTokenizer(wordpiece)
+
+    chunks = list(
+        chunk_pages(pages, recording, chunk_tokens=200, overlap_tokens=32, max_chars=4000)
+    )
+
+    assert all(len(c.text) <= 4000 for c in chunks)
+    assert all(wordpiece.count(c.text) == c.token_count <= 200 for c in chunks)
+    # Never a whole page, nor the whole word, handed to the tokenizer.
+    assert recording.longest <= TOKENIZE_WINDOW_CHARS + 100
+    # Consecutive chunks overlap by little: the word is in about len / cap chunks, all of it.
+    assert len(chunks) < 1.2 * len(giant) / 4000
+    assert sum(c.text.count("A") for c in chunks) >= len(giant)
+    assert chunks[0].text.startswith("Intro words.")
+    assert chunks[-1].text.endswith("and the end.\nNext page.")
+    assert (chunks[-1].page_start, chunks[-1].page_end) == (1, 2)
+
+
+def test_the_character_cap_holds_on_any_mix_of_words_and_long_runs():
+    tokenizer = SimpleTokenizer()
+    text = " ".join(
+        ["word"] * 50 + ["x" * 5000] + ["a.b" * 900] + ["short."] * 30 + ["y" * 199] * 40
+    )
+    pages = [Page(n, text) for n in range(1, 4)]
+    for max_chars in (64, 500, 4000):
+        chunks = list(
+            chunk_pages(pages, tokenizer, chunk_tokens=100, overlap_tokens=20, max_chars=max_chars)
+        )
+        assert chunks and all(len(c.text) <= max_chars for c in chunks), max_chars
+        assert all(c.token_count <= 100 for c in chunks)
+        assert sum(c.text.count("x") for c in chunks) >= 3 * 5000
+
+
+def test_the_character_cap_changes_nothing_for_prose():
+    tokenizer = SimpleTokenizer()
+    pages = [Page(1, words(400)), Page(2, words(400, start=400))]
+    capped = list(chunk_pages(pages, tokenizer, chunk_tokens=60, overlap_tokens=12))
+    uncapped = list(
+        chunk_pages(pages, tokenizer, chunk_tokens=60, overlap_tokens=12, max_chars=10**9)
+    )
+    assert capped == uncapped

@@ -1,15 +1,27 @@
-"""Pages read in a child process: the same text and errors as in a thread, and no orphans."""
+"""Pages read in a child process: the same text and errors as in-process, within a time budget,
+a page's text within its limit, a killed reader told from a broken file, and no orphans."""
 
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import signal
+import time
 
 import pytest
 
 from rag import page_reader
-from rag.errors import CorruptPdfError, EncryptedPdfError
+from rag.config import RAGConfig
+from rag.errors import (
+    EncryptedPdfError,
+    ReaderCrashedError,
+    TooComplexError,
+    TooLargeError,
+)
 from rag.parsing import ExtractionStats, PdfDocument
+from tests import pdf_factory
+
+CONFIG = RAGConfig(database_url="postgresql+psycopg:///unused", max_pages=1000)
 
 
 def in_thread(path) -> tuple[list, ExtractionStats]:
@@ -18,21 +30,19 @@ def in_thread(path) -> tuple[list, ExtractionStats]:
         return list(pdf.pages()), pdf.stats
 
 
-async def in_process(data: bytes, *, stop_after: int | None = None, on_start=None):
-    stats = ExtractionStats()
+async def in_process(
+    data: bytes, *, stop_after: int | None = None, on_start=None, config: RAGConfig = CONFIG
+):
     pages = []
-    stream = page_reader.read_pages(data, max_pages=1000, stats=stats)
-    try:
-        async for page, seconds in stream:
+    async with page_reader.open_pdf(data, config=config) as reader:
+        async for page, seconds in reader.pages():
             assert seconds >= 0
             pages.append(page)
             if on_start and len(pages) == 1:
                 on_start()
             if stop_after is not None and len(pages) == stop_after:
                 break
-    finally:
-        await stream.aclose()
-    return pages, stats
+    return pages, reader.stats
 
 
 @pytest.fixture
@@ -76,11 +86,12 @@ def test_an_unopenable_pdf_raises_the_same_error_as_in_a_thread(corpus):
     assert in_process_error.value.message == in_thread_error.value.message
 
 
-def test_a_reader_that_dies_is_a_readable_failure(corpus, spawned):
+def test_a_reader_killed_by_a_signal_is_a_crash_not_a_corrupt_file(corpus, spawned):
     data = corpus["long-geotopo-german-117pages.pdf"].path.read_bytes()
-    reason = r"stopped after \d+ of 117 pages \(killed by SIGKILL\)"
-    with pytest.raises(CorruptPdfError, match=reason):
+    reason = r"killed by SIGKILL after \d+ of 117 pages"
+    with pytest.raises(ReaderCrashedError, match=reason) as caught:
         asyncio.run(in_process(data, on_start=lambda: spawned[0].send_signal(signal.SIGKILL)))
+    assert caught.value.code == "crashed"
 
 
 def test_stopping_early_leaves_no_reader_running(corpus, spawned):
@@ -88,3 +99,71 @@ def test_stopping_early_leaves_no_reader_running(corpus, spawned):
     pages, _ = asyncio.run(in_process(data, stop_after=2))
     assert [page.number for page in pages] == [1, 2]
     assert len(spawned) == 1 and spawned[0].returncode is not None
+
+
+def budget(**limits) -> RAGConfig:
+    return dataclasses.replace(CONFIG, **limits)
+
+
+def test_a_page_over_the_page_budget_is_stopped_mid_page(spawned):
+    # About 4 s a page (more on a busy machine); the budget is 0.3 s.
+    data = pdf_factory.slow_pages_pdf(150_000, pages=3)
+    config = budget(parse_page_seconds=0.3, parse_base_seconds=100, parse_seconds_per_page=100)
+    started = time.monotonic()
+    with pytest.raises(TooComplexError) as caught:
+        asyncio.run(in_process(data, config=config))
+    assert time.monotonic() - started < 3, "the page was not stopped: it ran to its end"
+    assert caught.value.code == "too_complex"
+    assert caught.value.message.startswith("Page 1 of 3 took more than 0.3 s to read")
+    assert "RAG_PARSE_PAGE_SECONDS" in caught.value.message
+    assert spawned[0].returncode is not None
+
+
+def test_a_document_whose_pages_are_all_slow_is_stopped_after_a_few(spawned):
+    # About 0.15 s a page for 200 pages: each page is within its own budget, but reading falls
+    # behind the document's (0.5 s plus 0.02 s a page) within a few pages.
+    data = pdf_factory.slow_pages_pdf(5_000, pages=200)
+    config = budget(parse_page_seconds=30, parse_base_seconds=0.5, parse_seconds_per_page=0.02)
+    with pytest.raises(TooComplexError) as caught:
+        asyncio.run(in_process(data, config=config))
+    message = caught.value.message
+    assert message.startswith("Reading the PDF up to page ")
+    assert "of 200 took more than" in message
+    assert "RAG_PARSE_BASE_SECONDS=0.5 plus RAG_PARSE_SECONDS_PER_PAGE=0.02" in message
+    stopped_at = int(message.split("up to page ")[1].split()[0])
+    assert stopped_at < 20
+
+
+def test_time_spent_waiting_for_the_consumer_is_not_counted(corpus):
+    # 55 quick pages, a consumer slower than the whole budget: the budget counts reading only.
+    data = corpus["text-openoffice-55pages.pdf"].path.read_bytes()
+    config = budget(parse_page_seconds=5, parse_base_seconds=3, parse_seconds_per_page=0.1)
+
+    async def slow_consumer():
+        read = 0
+        async with page_reader.open_pdf(data, config=config) as reader:
+            async for _page, _seconds in reader.pages():
+                read += 1
+                await asyncio.sleep(0.15)  # a consumer busy embedding, 8 s in all
+        return read
+
+    assert asyncio.run(slow_consumer()) == 55
+
+
+def test_a_page_over_the_text_limit_is_too_large_with_a_sentence():
+    data = pdf_factory.expanding_text_pdf(50_000, pages=25)
+    with pytest.raises(TooLargeError) as caught:
+        asyncio.run(in_process(data, config=budget(max_page_chars=40_000)))
+    assert caught.value.code == "too_large"
+    assert caught.value.message == (
+        "Page 1 holds 50,176 characters of text; the limit is 40,000 (RAG_MAX_PAGE_CHARS)."
+    )
+
+
+def test_a_line_over_the_stream_limit_is_too_large_not_an_internal_error(monkeypatch):
+    # The child's own check comes first; were it ever bypassed, asyncio's line limit must still
+    # end as a sentence, not as "ValueError: Separator is found, but chunk is longer than limit".
+    monkeypatch.setattr(page_reader, "line_limit", lambda max_page_chars: 10_000)
+    data = pdf_factory.expanding_text_pdf(50_000, pages=25)
+    with pytest.raises(TooLargeError, match=r"Page 1 holds more text than the reader passes on"):
+        asyncio.run(in_process(data))

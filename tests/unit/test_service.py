@@ -13,13 +13,16 @@ from devtools.database import backend_pid
 from documents.ingestion import rag_config
 from documents.models import Chunk, Document
 from rag import store
+from rag.chunking import chunk_pages
 from rag.config import EmbedderConfig
+from rag.embedder_factory import get_embedder
 from rag.errors import (
     CorruptPdfError,
     DocumentMissingError,
     EmbedderMismatchError,
     TransientIngestError,
 )
+from rag.parsing import PdfDocument
 from rag.service import service_for
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -284,19 +287,37 @@ def test_a_pool_too_small_for_progress_is_refused():
         dataclasses.replace(rag_config(), pool_size=1)
 
 
-def test_pages_read_in_a_child_process_give_the_same_chunks(rag_bridge, corpus, monkeypatch):
-    import rag.pipeline
+def test_every_document_is_read_in_a_child_process_with_the_same_chunks(
+    rag_bridge, corpus, monkeypatch
+):
+    # Even a 4-page document: a page read in a thread could not be stopped by the budget.
+    spawned = []
+    create = asyncio.create_subprocess_exec
 
-    data = corpus["text-openoffice-55pages.pdf"].path.read_bytes()
-    states = {}
-    for threshold in (10**6, 1):  # in a thread, then in a child process
-        monkeypatch.setattr(rag.pipeline, "READ_IN_PROCESS_MIN_PAGES", threshold)
-        document = make_document(sha=str(threshold).rjust(64, "0"))
-        result = ingest(rag_bridge, document.pk, data)
-        states[threshold] = ([c[1:] for c in chunk_state(document)], result.pages)
-        assert result.seconds["parse"] > 0
-    assert states[1] == states[10**6]
-    assert states[1][1] == 55 and len(states[1][0]) > 55
+    async def recorded(*args, **kwargs):
+        spawned.append(args)
+        return await create(*args, **kwargs)
+
+    monkeypatch.setattr(asyncio, "create_subprocess_exec", recorded)
+    path = corpus["text-pdflatex-4pages.pdf"].path
+    document = make_document()
+    result = ingest(rag_bridge, document.pk, path.read_bytes())
+
+    assert len(spawned) == 1 and "rag.page_reader" in spawned[0]
+    config = rag_config()
+    with path.open("rb") as fh:
+        expected = [
+            (c.ordinal, c.page_start, c.text)
+            for c in chunk_pages(
+                PdfDocument(fh, max_pages=config.max_pages).pages(),
+                get_embedder(config.embedder).tokenizer,
+                chunk_tokens=config.chunk_tokens,
+                overlap_tokens=config.chunk_overlap_tokens,
+                max_chars=config.chunk_max_chars,
+            )
+        ]
+    assert [c[1:] for c in chunk_state(document)] == expected
+    assert result.pages == 4 and result.seconds["parse"] > 0
 
 
 def test_copied_vectors_read_back_as_the_embedder_made_them(rag_bridge, corpus):

@@ -9,6 +9,7 @@ from typing import Any
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
 from documents import ingestion
+from documents.highlight import CHUNK_TEXT_CHARS
 
 
 class Command(BaseCommand):
@@ -27,7 +28,12 @@ class Command(BaseCommand):
         parser.add_argument(
             "--document", type=int, action="append", help="Only this document id (repeatable)."
         )
-        parser.add_argument("--json", action="store_true", help="Print the hits as JSON.")
+        parser.add_argument(
+            "--json",
+            action="store_true",
+            help=f"Print the hits as JSON (each hit's text cut at {CHUNK_TEXT_CHARS} characters; "
+            "text_chars gives its full length).",
+        )
 
     def handle(self, *args: Any, **options: Any) -> None:
         if options["k"] < 1:
@@ -35,6 +41,10 @@ class Command(BaseCommand):
         hits = ingestion.search(
             options["query"], k=options["k"], mode=options["mode"], document_ids=options["document"]
         )
+        for hit in hits:
+            # Never more than an excerpt of a chunk (see documents.highlight).
+            hit["text_chars"] = len(hit["text"])
+            hit["text"] = hit["text"][:CHUNK_TEXT_CHARS]
         if options["json"]:
             self.stdout.write(json.dumps(hits, indent=2, ensure_ascii=False))
             return

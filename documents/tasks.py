@@ -75,7 +75,7 @@ def ingest_pdf_task(self: Task, document_id: int) -> dict[str, Any]:
         # died, try again; the service fails the document as "crashed" once its attempts reach
         # RAG_MAX_ATTEMPTS, so this bound only matters if retries outran the attempts.
         if self.request.retries >= settings.RAG_MAX_ATTEMPTS:
-            _record_failure(document_id, exc.code, exc.message)
+            _record_failure(self, document_id, exc.code, exc.message)
             raise
         countdown = retry_delay(self.request.retries)
         logger.warning(

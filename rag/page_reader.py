@@ -15,8 +15,10 @@ them rather than at the task's time limit). Over budget, the child is killed and
 fails as ``too_complex``. Seconds are the child's own, measured around its parsing: time the
 child waits for the consumer (a full pipe) is not counted.
 
-Protocol: the parent writes the PDF's bytes to the child's stdin and closes it; the child
-writes JSON lines to stdout: ``{"pages": N, "seconds": ...}`` once opened (or ``{"error":
+Protocol: the child writes ``{"ready": true}`` once started (its interpreter start is not
+parsing, so the budget starts after it); the parent then writes the PDF's bytes to the child's
+stdin and closes it; the child writes JSON lines to stdout: ``{"pages": N, "seconds": ...}``
+once opened (or ``{"error":
 <class name>, "message": ...}`` and nothing more), then ``{"page": n, "text": ..., "seconds":
 ...}`` for each page in order (or an error, for a page over ``max_page_chars``), then
 ``{"stats": {...}}``. A pipe holds only a few pages, so the child reads no further ahead than
@@ -61,6 +63,9 @@ from rag.parsing import ExtractionStats, Page, PdfDocument, no_text_error
 logger = logging.getLogger(__name__)
 
 _PACKAGE_ROOT = str(Path(__file__).resolve().parent.parent)
+# Seconds a new reader may take to start (an interpreter and its imports; longer on a busy
+# machine). Not parsing, so not part of the parsing budget.
+STARTUP_SECONDS = 60.0
 # Room in one JSON line beside the page's text (the keys and the seconds).
 _LINE_OVERHEAD = 2**16
 
@@ -87,7 +92,18 @@ class PageReader:
         self._spent = 0.0
 
     async def _open(self, data: bytes) -> None:
-        assert self._process.stdin is not None
+        assert self._process.stdin is not None and self._process.stdout is not None
+        # The budget counts parsing only: wait for the child to be ready before sending the PDF.
+        try:
+            ready = await asyncio.wait_for(self._process.stdout.readline(), STARTUP_SECONDS)
+        except TimeoutError:
+            self.kill()
+            raise ReaderCrashedError(
+                f"The PDF reader did not start within {STARTUP_SECONDS:g} s; the document is "
+                "tried again."
+            ) from None
+        if not ready.endswith(b"\n"):
+            raise self._died(await self._process.wait())
         # A child that dies before reading everything is reported by the next message (EOF).
         with contextlib.suppress(BrokenPipeError, ConnectionResetError):
             self._process.stdin.write(data)
@@ -237,7 +253,21 @@ async def open_pdf(data: bytes, *, config: RAGConfig) -> AsyncIterator[PageReade
         yield reader
     finally:
         reader.kill()
+        await _drain(process.stdout)
         await process.wait()
+
+
+async def _drain(stdout: asyncio.StreamReader | None) -> None:
+    """Read what a stopped child left in its pipe, up to the end.
+
+    ``Process.wait()`` returns only once the pipes are closed, and a stream whose buffer is full
+    (a line over the limit was refused mid-way) stops reading from the pipe: the end would never
+    be seen. Reading in blocks keeps the pipe moving; it holds at most what the pipe held.
+    """
+    if stdout is None:
+        return
+    while await stdout.read(2**16):
+        pass
 
 
 def _error_class(name: str) -> type[PermanentIngestError]:
@@ -273,6 +303,7 @@ def main(argv: list[str]) -> int:
     threading.Thread(target=_exit_with_parent, daemon=True).start()
     max_pages, max_page_chars = int(argv[0]), int(argv[1])
     out = io.TextIOWrapper(sys.stdout.buffer, encoding="utf-8", newline="\n")
+    _emit(out, {"ready": True})
     data = sys.stdin.buffer.read()
     started = time.perf_counter()
     try:

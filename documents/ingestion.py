@@ -128,7 +128,7 @@ def _storage_error(exc: Exception, name: str) -> IngestError | None:
     fault = storage.storage_fault(exc)
     if fault is StorageFault.MISSING:
         return StoredFileMissingError(
-            f"The stored file {name!r} is missing from the {where}: check that this worker "
+            f"The stored file {name!r} is missing from storage ({where}): check that this worker "
             "uses the same storage as the web process (DJANGO_STORAGE and its settings)."
         )
     if fault is StorageFault.DENIED:

@@ -105,20 +105,14 @@ def _answers(server: S3Server) -> bool:
     return True
 
 
-def start_s3_server(log_dir: Path, port: int) -> S3Server:
-    """Start ``moto_server`` on 127.0.0.1:``port``, create this run's bucket, and wait."""
-    command = [
-        str(Path(sys.executable).with_name("moto_server")),
-        "-H",
-        "127.0.0.1",
-        "-p",
-        str(port),
-    ]
+def start_s3_server(log_dir: Path, port: int, *, host: str = "127.0.0.1") -> S3Server:
+    """Start ``moto_server`` on ``host``:``port``, create this run's bucket, and wait."""
+    command = [str(Path(sys.executable).with_name("moto_server")), "-H", host, "-p", str(port)]
     log_path = log_dir / f"moto-{port}.log"
     server = S3Server(
         process=spawn(command, env={**os.environ}, log_path=log_path),
         log_path=log_path,
-        endpoint=f"http://127.0.0.1:{port}",
+        endpoint=f"http://{host}:{port}",
         bucket=f"fca-test-{uuid.uuid4().hex[:8]}",
     )
     wait_until_ready(

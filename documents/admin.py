@@ -83,7 +83,7 @@ class DocumentAdmin(admin.ModelAdmin):
             "Content",
             {
                 "fields": (
-                    "file",
+                    "file_link",
                     "sha256",
                     "size_display",
                     "pages_display",
@@ -135,6 +135,11 @@ class DocumentAdmin(admin.ModelAdmin):
         return status
 
     # --- columns and fields ------------------------------------------------------------------
+
+    @admin.display(description="file")
+    def file_link(self, obj: Document) -> SafeString:
+        url = reverse("admin:documents_document_file", args=[obj.pk])
+        return format_html('<a class="fca-file-link" href="{}">{}</a>', url, obj.file.name)
 
     @admin.display(description="size", ordering="size_bytes")
     def size_display(self, obj: Document) -> str:
@@ -269,16 +274,15 @@ class DocumentAdmin(admin.ModelAdmin):
                 view(admin_views.requeue_stuck_view),
                 name="documents_document_requeue_stuck",
             ),
-            path(
-                "<path:object_id>/reingest/",
-                view(admin_views.reingest_view),
-                name="documents_document_reingest",
-            ),
-            path(
-                "<path:object_id>/chunks/",
-                view(admin_views.chunks_view),
-                name="documents_document_chunks",
-            ),
+        ]
+        per_document = {
+            "reingest": admin_views.reingest_view,
+            "chunks": admin_views.chunks_view,
+            "file": admin_views.file_view,
+        }
+        custom += [
+            path(f"<path:object_id>/{name}/", view(function), name=f"documents_document_{name}")
+            for name, function in per_document.items()
         ]
         return custom + super().get_urls()
 

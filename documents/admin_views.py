@@ -1,5 +1,5 @@
 """The document admin's own pages: upload with per-file outcomes, live progress (JSON), one-click
-reingest, requeue of stuck documents, and a document's chunks page by page.
+reingest, requeue of stuck documents, a document's chunks page by page, and its stored PDF.
 
 Each view is a function of the ``DocumentAdmin`` and the request; ``DocumentAdmin.get_urls``
 wraps them in ``admin_site.admin_view`` (staff only, never cached).
@@ -18,6 +18,7 @@ from django.core.exceptions import PermissionDenied
 from django.core.paginator import Paginator
 from django.db.models.functions import Left, Length
 from django.http import (
+    FileResponse,
     Http404,
     HttpRequest,
     HttpResponse,
@@ -30,7 +31,7 @@ from django.urls import reverse
 from django.utils.http import url_has_allowed_host_and_scheme, urlencode
 from kombu.exceptions import OperationalError as BrokerError
 
-from documents import presenters, selectors, services
+from documents import presenters, selectors, services, storage
 from documents.forms import UploadPdfsForm
 from documents.highlight import CHUNK_TEXT_CHARS, excerpt, mark_words
 from documents.intake import IntakeFile, IntakeOutcome, IntakeReport, Verdict, intake_files
@@ -330,3 +331,28 @@ def _positive_int(value: str | None) -> int | None:
     except ValueError:
         return None
     return number if number > 0 else None
+
+
+def file_view(model_admin: DocumentAdmin, request: HttpRequest, object_id: str) -> HttpResponse:
+    """The stored PDF, streamed by this site to staff who may view the document: the bucket
+    stays private and no URL that works without a login is ever handed out."""
+    if not model_admin.has_view_permission(request):
+        raise PermissionDenied
+    document = _document_or_404(object_id)
+    try:
+        handle = document.file.storage.open(document.file.name, "rb")
+    except Exception as exc:
+        fault = storage.storage_fault(exc)
+        if fault is None:
+            raise
+        logger.warning("stored file unavailable document_id=%d fault=%s", document.pk, fault)
+        if fault is storage.StorageFault.MISSING:
+            raise Http404("The stored file is missing.") from exc
+        return HttpResponse(
+            f"The file storage cannot hand over this file now ({fault}).",
+            status=503,
+            content_type="text/plain",
+        )
+    return FileResponse(
+        handle, content_type="application/pdf", filename=f"{document.title[:100]}.pdf"
+    )

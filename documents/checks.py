@@ -1,4 +1,5 @@
-"""System checks: the database must offer pgvector before anything is migrated or ingested."""
+"""System checks: the database must offer pgvector, and the file storage must be usable, before
+anything is migrated, uploaded or ingested."""
 
 from __future__ import annotations
 
@@ -64,3 +65,13 @@ def embedder_mismatch_errors() -> list[Error]:
     except DatabaseError:
         return []  # reported by pgvector_available; nothing to compare against yet
     return [Error(problem, id="documents.E004")] if problem else []
+
+
+@register("storage")
+def storage_usable(app_configs: Any = None, **kwargs: Any) -> list:
+    """Refuse a storage that cannot be used (S3: no bucket name, missing bucket, credentials
+    refused, endpoint unreachable), saying what is wrong."""
+    from documents.storage import storage_problem
+
+    problem = storage_problem()
+    return [Error(problem, id="documents.E005")] if problem else []

@@ -9,12 +9,16 @@ the Django side imports ``rag``.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from contextlib import ExitStack
 from dataclasses import asdict
 from typing import TYPE_CHECKING, Any, BinaryIO
 
 from django.conf import settings
 from django.db import connections
 
+from documents import storage
+from documents.spool import spooled
+from documents.storage import StorageFault
 from fca_site.database import database_url
 from rag import bridge, store
 from rag.config import EmbedderConfig, RAGConfig
@@ -24,6 +28,7 @@ from rag.errors import (
     IngestError,
     PermanentIngestError,
     ReaderCrashedError,
+    StorageDeniedError,
     StoredFileMissingError,
     TransientIngestError,
 )
@@ -106,15 +111,34 @@ def ingest_document(document: Document) -> dict[str, Any]:
     Raises the ``rag.errors`` types: permanent for bad input, transient for the environment.
     """
     config = rag_config()
-    try:
-        stream = document.file.open("rb")
-    except FileNotFoundError as exc:
-        raise StoredFileMissingError(
-            f"The stored file {document.file.name!r} is missing from storage: check that this "
-            "worker sees the same storage as the web process (DJANGO_MEDIA_ROOT)."
-        ) from exc
-    with stream:
+    with ExitStack() as stack:
+        try:
+            stream = stack.enter_context(spooled(document.file.storage, document.file.name))
+        except Exception as exc:
+            error = _storage_error(exc, document.file.name)
+            if error is None:
+                raise
+            raise error from exc
         return bridge.run(_ingest(config, document.pk, stream))
+
+
+def _storage_error(exc: Exception, name: str) -> IngestError | None:
+    """The ``rag.errors`` type a storage failure means (see :func:`storage.storage_fault`)."""
+    where = storage.storage_location()
+    fault = storage.storage_fault(exc)
+    if fault is StorageFault.MISSING:
+        return StoredFileMissingError(
+            f"The stored file {name!r} is missing from storage ({where}): check that this worker "
+            "uses the same storage as the web process (DJANGO_STORAGE and its settings)."
+        )
+    if fault is StorageFault.DENIED:
+        return StorageDeniedError(
+            f"The {where} refused to hand over {name!r} ({exc}): check the credentials and the "
+            "bucket's policy, then reingest."
+        )
+    if fault is StorageFault.TRANSIENT:
+        return TransientIngestError(f"File storage unavailable ({where}): {exc}")
+    return None
 
 
 async def _search(

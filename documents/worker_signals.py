@@ -1,12 +1,18 @@
-"""Celery worker signals: refuse to start with an unsupported pool or a mismatched embedder;
-close the bridge's loops on shutdown."""
+"""Celery worker signals: refuse to start with an unsupported pool, a mismatched embedder or an
+unusable file storage; remove dead processes' spool files; close the bridge's loops on
+shutdown."""
 
 from __future__ import annotations
 
 import logging
 from typing import Any
 
-from celery.signals import worker_init, worker_process_shutdown, worker_shutdown
+from celery.signals import (
+    worker_init,
+    worker_process_init,
+    worker_process_shutdown,
+    worker_shutdown,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -53,10 +59,33 @@ def refuse_mismatched_embedder(**_kwargs: Any) -> None:
         raise SystemExit(message)
 
 
+def refuse_unusable_storage(**_kwargs: Any) -> None:
+    """Stop a worker that cannot read the stored files (S3: bucket missing, credentials
+    refused, endpoint unreachable): every task would fail."""
+    from documents.storage import storage_problem
+
+    problem = storage_problem()
+    if problem:
+        message = f"The worker cannot read stored files: {problem}"
+        logger.critical(message)
+        raise SystemExit(message)
+
+
+def remove_stale_spool_files(**_kwargs: Any) -> None:
+    """worker_init and worker_process_init: remove the spool files of processes that died
+    mid-task (hard time limit, SIGKILL), such as the child this process replaces."""
+    from documents import spool
+
+    spool.remove_stale_spool_files()
+
+
 def check_worker_can_start(sender: Any = None, **kwargs: Any) -> None:
-    """worker_init: the pool must be supported and the embedder must fit the database."""
+    """worker_init: the pool must be supported, the embedder must fit the database and the
+    file storage must be usable."""
     refuse_unsupported_pool(sender=sender, **kwargs)
     refuse_mismatched_embedder()
+    refuse_unusable_storage()
+    remove_stale_spool_files()
 
 
 def close_bridge(**_kwargs: Any) -> None:
@@ -69,5 +98,8 @@ def close_bridge(**_kwargs: Any) -> None:
 def connect() -> None:
     """Connect the handlers (called once from the app config)."""
     worker_init.connect(check_worker_can_start, weak=False, dispatch_uid="fca-worker-can-start")
+    worker_process_init.connect(
+        remove_stale_spool_files, weak=False, dispatch_uid="fca-remove-stale-spool"
+    )
     worker_process_shutdown.connect(close_bridge, weak=False, dispatch_uid="fca-close-child")
     worker_shutdown.connect(close_bridge, weak=False, dispatch_uid="fca-close-main")

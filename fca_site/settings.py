@@ -152,10 +152,58 @@ STATIC_ROOT = Path(os.environ.get("DJANGO_STATIC_ROOT", DATA_DIR / "static"))
 WHITENOISE_USE_FINDERS = True
 # WhiteNoise warns on every start when STATIC_ROOT is missing (before the first collectstatic).
 STATIC_ROOT.mkdir(parents=True, exist_ok=True)
-# Uploaded PDFs. Any Django storage works (S3 via django-storages): the worker reads files
-# through the storage API only, so a shared bucket is all multi-host workers need.
+# Uploaded PDFs, read by the workers through the storage API only (DESIGN.md decision 11):
+# "local" keeps them under MEDIA_ROOT (one host, or a shared mount), "s3" in a bucket of any
+# S3-compatible server, so web and workers on different hosts share nothing else.
 MEDIA_URL = "media/"
 MEDIA_ROOT = Path(os.environ.get("DJANGO_MEDIA_ROOT", DATA_DIR / "media"))
+DJANGO_STORAGE = os.environ.get("DJANGO_STORAGE", "local").strip().lower() or "local"
+if DJANGO_STORAGE not in ("local", "s3"):
+    raise ImproperlyConfigured(f"DJANGO_STORAGE={DJANGO_STORAGE!r}: use local or s3.")
+# https://django-storages.readthedocs.io/en/latest/backends/amazon-S3.html
+# django-storages' own setting names, read from the environment of the same names. Objects are
+# private: no ACL (the bucket's own, private by default), and any URL is signed and short-lived;
+# the admin streams files to staff itself (documents.admin_views.file_view).
+AWS_STORAGE_BUCKET_NAME = os.environ.get("AWS_STORAGE_BUCKET_NAME", "")
+AWS_S3_ENDPOINT_URL = os.environ.get("AWS_S3_ENDPOINT_URL") or None
+AWS_ACCESS_KEY_ID = os.environ.get("AWS_ACCESS_KEY_ID") or None
+AWS_SECRET_ACCESS_KEY = os.environ.get("AWS_SECRET_ACCESS_KEY") or None
+AWS_S3_REGION_NAME = os.environ.get("AWS_S3_REGION_NAME") or None
+# Key prefix inside the bucket: several installations (or environments) can share one bucket.
+AWS_LOCATION = os.environ.get("AWS_LOCATION", "").strip("/")
+AWS_DEFAULT_ACL = None
+AWS_QUERYSTRING_AUTH = True
+AWS_QUERYSTRING_EXPIRE = env_int("AWS_QUERYSTRING_EXPIRE", 300)
+# Names are content hashes: the same name always holds the same bytes, never overwritten.
+AWS_S3_FILE_OVERWRITE = False
+# Bounded waits and botocore's own retries (5xx, throttling) before a storage fault reaches the
+# task, which then retries with backoff like a database outage.
+RAG_S3_CONNECT_TIMEOUT = float(os.environ.get("RAG_S3_CONNECT_TIMEOUT", "10"))
+RAG_S3_READ_TIMEOUT = float(os.environ.get("RAG_S3_READ_TIMEOUT", "60"))
+RAG_S3_MAX_ATTEMPTS = env_int("RAG_S3_MAX_ATTEMPTS", 3)
+if DJANGO_STORAGE == "s3":
+    from botocore.config import Config as BotoConfig
+
+    AWS_S3_CLIENT_CONFIG = BotoConfig(
+        connect_timeout=RAG_S3_CONNECT_TIMEOUT,
+        read_timeout=RAG_S3_READ_TIMEOUT,
+        retries={"mode": "standard", "max_attempts": RAG_S3_MAX_ATTEMPTS},
+        # Path-style addressing works with every S3-compatible server (MinIO, Ceph, moto).
+        s3={"addressing_style": os.environ.get("AWS_S3_ADDRESSING_STYLE", "path")},
+    )
+STORAGES = {
+    "default": {
+        "BACKEND": (
+            "storages.backends.s3.S3Storage"
+            if DJANGO_STORAGE == "s3"
+            else "django.core.files.storage.FileSystemStorage"
+        ),
+    },
+    "staticfiles": {"BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"},
+}
+# Where a worker spools a stored file for the length of one task (a private folder per host,
+# files 0600, removed after the task; a killed process's files are removed at the next start).
+RAG_SPOOL_DIR = Path(os.environ.get("RAG_SPOOL_DIR", DATA_DIR / "spool"))
 # https://docs.djangoproject.com/en/5.2/ref/settings/#data-upload-max-number-files
 DATA_UPLOAD_MAX_NUMBER_FILES = int(os.environ.get("DJANGO_MAX_UPLOAD_FILES", "200"))
 

@@ -71,6 +71,12 @@ class StoredFileMissingError(PermanentIngestError):
     code = "missing_file"
 
 
+class StorageDeniedError(PermanentIngestError):
+    """The file storage refuses to hand over the file (access denied, credentials refused)."""
+
+    code = "storage_denied"
+
+
 class EmbedderMismatchError(PermanentIngestError):
     """The embedder's vectors do not fit the database column."""
 

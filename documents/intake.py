@@ -26,7 +26,7 @@ from django.db import IntegrityError, transaction
 from kombu.exceptions import OperationalError as BrokerError
 
 from documents import ingestion, selectors, services
-from documents.models import Document
+from documents.models import DEFAULT_COLLECTION, Document
 from documents.storage import document_upload_path
 
 logger = logging.getLogger(__name__)
@@ -66,13 +66,15 @@ class IntakeFile:
     """One file to take in: an open binary file or a path on this machine.
 
     ``name`` is what the report calls it (an upload's file name, a command-line path); the title
-    of a new document is ``title`` when given, else derived from ``name``. A path is opened only
-    while its own file is handled, so a folder of thousands never holds thousands open.
+    of a new document is ``title`` when given, else derived from ``name``; a new document goes
+    into ``collection`` (a known document keeps its own). A path is opened only while its own
+    file is handled, so a folder of thousands never holds thousands open.
     """
 
     name: str
     source: IO[bytes] | Path
     title: str | None = None
+    collection: str = DEFAULT_COLLECTION
 
 
 @dataclass(frozen=True)
@@ -149,7 +151,9 @@ def _intake_one(
     try:
         with _opened(item.source) as file:
             size = _size_of(file)
-            created = document_create(file=file, name=item.name, size=size, title=item.title)
+            created = document_create(
+                file=file, name=item.name, size=size, title=item.title, collection=item.collection
+            )
     except OSError as exc:
         reason = f"Cannot read the file: {exc.strerror or exc}."
         return IntakeOutcome(item.name, size, Verdict.REJECTED, reason=reason)
@@ -263,13 +267,19 @@ class CreateResult:
 
 
 def document_create(
-    *, file: IO[bytes], name: str, size: int, title: str | None = None
+    *,
+    file: IO[bytes],
+    name: str,
+    size: int,
+    title: str | None = None,
+    collection: str = DEFAULT_COLLECTION,
 ) -> CreateResult:
     """Find or create the Document for these bytes, storing the file when it is new.
 
     ``title`` (else ``name``) only becomes the title; the stored name comes from the content
-    hash. Raises :class:`ValidationError` for a file that is not an acceptable PDF; nothing is
-    written then. Nothing is queued: :func:`intake_files` does that.
+    hash. A new document goes into ``collection``; a known one is returned as it is. Raises
+    :class:`ValidationError` for a file that is not an acceptable PDF; nothing is written then.
+    Nothing is queued: :func:`intake_files` does that.
     """
     validate_pdf_file(file, size=size)
     sha256 = file_sha256(file)
@@ -278,6 +288,7 @@ def document_create(
         return CreateResult(existing, created=False)
     document = Document(
         title=_clean_title(title) if title else _title_from_name(name),
+        collection=collection,
         sha256=sha256,
         size_bytes=size,
     )

@@ -92,19 +92,17 @@ def api_key_create(*, name: str, collections: Sequence[str] = (), owner: str = "
     return CreatedKey(api_key, key)
 
 
-async def api_key_authenticate(key: str) -> ApiKey | None:
+def api_key_authenticate(key: str) -> ApiKey | None:
     """The active key matching ``key``, or None (unknown or revoked). Records its use."""
-    if not key.startswith(KEY_PREFIX):
+    if not key.startswith(KEY_PREFIX) or len(key) > 200:
         return None
-    api_key = await ApiKey.objects.filter(
-        key_hash=api_key_hash(key), revoked_at__isnull=True
-    ).afirst()
+    api_key = ApiKey.objects.filter(key_hash=api_key_hash(key), revoked_at__isnull=True).first()
     if api_key is None:
         return None
     now = timezone.now()
     if api_key.last_used_at is None or now - api_key.last_used_at >= LAST_USED_EVERY:
         api_key.last_used_at = now
-        await ApiKey.objects.filter(pk=api_key.pk).aupdate(last_used_at=now)
+        ApiKey.objects.filter(pk=api_key.pk).update(last_used_at=now)
     return api_key
 
 

@@ -87,6 +87,8 @@ class IntakeOutcome:
     verdict: Verdict
     document_id: int | None = None
     reason: str = ""
+    # Why a file was rejected, for machines: empty, too_large, not_pdf, unreadable.
+    code: str = ""
 
 
 @dataclass(frozen=True)
@@ -156,10 +158,10 @@ def _intake_one(
             )
     except OSError as exc:
         reason = f"Cannot read the file: {exc.strerror or exc}."
-        return IntakeOutcome(item.name, size, Verdict.REJECTED, reason=reason)
+        return IntakeOutcome(item.name, size, Verdict.REJECTED, reason=reason, code="unreadable")
     except ValidationError as exc:
         reason = " ".join(exc.messages)
-        return IntakeOutcome(item.name, size, Verdict.REJECTED, reason=reason)
+        return IntakeOutcome(item.name, size, Verdict.REJECTED, reason=reason, code=exc.code or "")
     document = created.document
     if document.pk in first_name:
         reason = f"The same bytes as {first_name[document.pk]}."

@@ -93,6 +93,8 @@ INSTALLED_APPS = [
     "django.contrib.staticfiles",
     "django.contrib.postgres",
     "django_celery_results",
+    # django-ninja: the HTTP API (/api/v1); listed for its docs page's bundled assets.
+    "ninja",
     "documents",
 ]
 
@@ -255,6 +257,25 @@ RAG_MAX_UPLOAD_BYTES = env_int("RAG_MAX_UPLOAD_BYTES", 100 * 1024 * 1024)
 # limit plus room for the multipart framing and form fields. Larger bodies get 413 unread.
 RAG_MAX_REQUEST_BYTES = env_int("RAG_MAX_REQUEST_BYTES", RAG_MAX_UPLOAD_BYTES + 1024 * 1024)
 RAG_MAX_PAGES = int(os.environ.get("RAG_MAX_PAGES", "5000"))
+
+# The HTTP API (/api/v1). Each ASGI worker process searches with an engine of its own on its
+# event loop, holding up to this many database connections.
+RAG_API_DB_POOL_SIZE = env_int("RAG_API_DB_POOL_SIZE", 8)
+# Requests per API key per window (0: no limit); over it, 429 with Retry-After. Counted in
+# Redis through Django's cache ("api_rate"), so every worker process shares one count.
+RAG_API_RATE_LIMIT = env_int("RAG_API_RATE_LIMIT", 600)
+RAG_API_RATE_WINDOW_SECONDS = env_int("RAG_API_RATE_WINDOW_SECONDS", 60)
+RAG_API_RATE_REDIS_URL = os.environ.get("RAG_API_RATE_REDIS_URL", CELERY_BROKER_URL)
+# https://docs.djangoproject.com/en/5.2/topics/cache/#redis
+CACHES = {
+    "default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"},
+    "api_rate": {
+        "BACKEND": "django.core.cache.backends.redis.RedisCache",
+        "LOCATION": RAG_API_RATE_REDIS_URL,
+        "KEY_PREFIX": "fca-api-rate",
+        "TIMEOUT": None,
+    },
+}
 # Transient failures (database, network) retry with exponential backoff and jitter.
 RAG_TASK_MAX_RETRIES = int(os.environ.get("RAG_TASK_MAX_RETRIES", "5"))
 RAG_RETRY_BASE_SECONDS = float(os.environ.get("RAG_RETRY_BASE_SECONDS", "5"))

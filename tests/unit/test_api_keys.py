@@ -6,7 +6,6 @@ import hashlib
 from io import StringIO
 
 import pytest
-from asgiref.sync import async_to_sync
 from django.core.management import CommandError, call_command
 from django.urls import reverse
 
@@ -44,9 +43,9 @@ def test_command_refuses_a_collection_that_is_not_a_slug():
 
 def test_a_key_is_recognised_until_revoked_in_the_admin(staff_client):
     _, key = create_key("bot")
-    api_key = async_to_sync(api_key_authenticate)(key)
+    api_key = api_key_authenticate(key)
     assert api_key is not None and api_key.last_used_at is not None
-    assert async_to_sync(api_key_authenticate)(key + "x") is None
+    assert api_key_authenticate(key + "x") is None
     changelist = reverse("admin:documents_apikey_changelist")
     page = staff_client.get(changelist)
     assert api_key.prefix in page.content.decode() and key not in page.content.decode()
@@ -54,4 +53,4 @@ def test_a_key_is_recognised_until_revoked_in_the_admin(staff_client):
         changelist, {"action": "revoke", "_selected_action": [api_key.pk]}, follow=True
     )
     assert ApiKey.objects.get().revoked_at is not None
-    assert async_to_sync(api_key_authenticate)(key) is None
+    assert api_key_authenticate(key) is None

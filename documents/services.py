@@ -167,10 +167,10 @@ def document_ingest(*, document_id: int, task_id: str | None) -> dict[str, Any]:
             return _skipped(document_id, reason)
         try:
             result = _run_holding_lock(document, run_id)
-        except ingestion.IngestError as exc:
+        except Exception as exc:
             if not Document.objects.filter(pk=document_id).exists():
-                # Deleted during the run (its database connection may have been ended by
-                # document_delete): nothing is left to record or retry.
+                # Deleted during the run (document_delete may have ended the session writing
+                # its chunks, whatever error that surfaced as): nothing to record or retry.
                 raise ingestion.DocumentMissingError(
                     f"Document {document_id} was deleted during its ingestion."
                 ) from exc

@@ -14,7 +14,7 @@ from devtools import pdf_factory
 from documents.models import Document
 from tests.api.conftest import bearer
 from tests.conftest import TEST_BROKER_URL, TEST_QUEUE
-from tests.live_server import LiveServer, start_gunicorn, stop_server
+from tests.live_server import LiveServer, start_gunicorn, start_server, stop_server
 
 pytestmark = [pytest.mark.integration, pytest.mark.django_db(transaction=True)]
 
@@ -61,6 +61,32 @@ def test_upload_search_and_delete_over_http(live_api, make_key, index_text):
         assert 400 <= bad.status_code < 500 and "detail" in bad.json()
         assert http.get("/documents", headers={"Authorization": "Bearer nope"}).status_code == 401
     assert not Document.objects.filter(pk=indexed).exists()
+
+
+@pytest.fixture(scope="module")
+def runserver_api(django_db_setup, django_db_blocker, tmp_path_factory) -> Iterator[LiveServer]:
+    with django_db_blocker.unblock():
+        server = start_server(
+            tmp_path_factory.mktemp("runserver-logs"),
+            broker_url=TEST_BROKER_URL,
+            queue=TEST_QUEUE,
+            extra_env=SERVER_ENV,
+        )
+    yield server
+    stop_server(server)
+
+
+def test_runserver_serves_the_api_in_development(runserver_api, make_key, index_text):
+    """Under WSGI each async view gets a loop of its own: search runs on the bridge's
+    long-lived loop, request after request."""
+    key = make_key()
+    indexed = index_text("Tide tables predict the height of the sea.", collection="sea")
+    with httpx.Client(base_url=f"{runserver_api.url}/api/v1", headers=bearer(key)) as http:
+        for _ in range(3):
+            response = http.post("/search", json={"query": "tide tables sea", "k": 2})
+            assert response.status_code == 200, response.text
+            assert response.json()["hits"][0]["document_id"] == indexed
+        assert http.get(f"/documents/{indexed}").json()["collection"] == "sea"
 
 
 def test_no_input_makes_the_api_answer_500(live_api, make_key, index_text):

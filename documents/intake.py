@@ -321,4 +321,5 @@ def _title_from_name(name: str) -> str:
 
 
 def _clean_title(title: str) -> str:
-    return (" ".join(title.split()) or "Untitled")[:255]
+    # NUL cannot be stored in PostgreSQL text; a file name may carry one.
+    return (" ".join(title.replace("\x00", " ").split()) or "Untitled")[:255]

@@ -26,7 +26,6 @@ from documents.api.schemas import (
     ReingestOut,
     Slug,
     UploadOut,
-    no_nul,
 )
 from documents.intake import IntakeFile, Verdict, intake_files
 from documents.models import DEFAULT_COLLECTION, ApiKey, Document
@@ -88,7 +87,7 @@ async def upload_document(
     already a document (failed or stuck ones are queued again); 400/413 with the reason when
     the file is refused, nothing written."""
     if title is not None:
-        title = no_nul(title.strip())[:255] or None
+        title = title.strip()[:255] or None
     if collection is None:
         api_key: ApiKey = request.auth  # type: ignore[attr-defined]
         collection = api_key.collections[0] if api_key.collections else DEFAULT_COLLECTION

@@ -66,6 +66,28 @@ def test_a_non_pdf_upload_is_refused_with_its_reason_and_nothing_written(make_ke
     assert not default_storage.exists("documents") or not default_storage.listdir("documents")[1]
 
 
+def test_nul_in_a_title_or_file_name_is_dropped_not_a_500(make_key):
+    key = make_key()
+
+    async def scenario(client):
+        from django.core.files.uploadedfile import SimpleUploadedFile
+
+        named = await client.post(
+            f"{API}/documents",
+            {"file": SimpleUploadedFile("a\x00b.pdf", pdf_factory.text_pdf("nul name"))},
+            headers=bearer(key),
+        )
+        assert named.status_code == 201, named.content
+        titled = await client.post(
+            f"{API}/documents",
+            {"file": pdf_upload("nul title"), "title": "x\x00y"},
+            headers=bearer(key),
+        )
+        assert titled.status_code == 201 and titled.json()["title"] == "x y"
+
+    run_async(scenario)
+
+
 def test_auth_failures_are_401_with_json(make_key):
     key = make_key()
     ApiKey.objects.filter().update(revoked_at="2026-01-01T00:00:00Z")

@@ -6,6 +6,7 @@ from django.contrib import admin, messages
 from django.db.models import QuerySet
 from django.http import HttpRequest
 
+from documents.api.auth import forget_accepted_keys
 from documents.api_keys import api_keys_revoke
 from documents.models import ApiKey
 
@@ -40,4 +41,5 @@ class ApiKeyAdmin(admin.ModelAdmin):
     @admin.action(description="Revoke selected API keys", permissions=["change"])
     def revoke(self, request: HttpRequest, queryset: QuerySet[ApiKey]) -> None:
         revoked = api_keys_revoke(api_key_ids=list(queryset.values_list("pk", flat=True)))
+        forget_accepted_keys()
         self.message_user(request, f"{revoked} API key(s) revoked.", messages.SUCCESS)

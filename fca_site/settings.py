@@ -261,6 +261,9 @@ RAG_MAX_PAGES = int(os.environ.get("RAG_MAX_PAGES", "5000"))
 # The HTTP API (/api/v1). Each ASGI worker process searches with an engine of its own on its
 # event loop, holding up to this many database connections.
 RAG_API_DB_POOL_SIZE = env_int("RAG_API_DB_POOL_SIZE", 8)
+# Seconds an accepted API key is remembered by a web process (no database read meanwhile): a
+# revoked key keeps working at most this long in the other processes.
+RAG_API_KEY_CACHE_SECONDS = env_int("RAG_API_KEY_CACHE_SECONDS", 5)
 # Requests per API key per window (0: no limit); over it, 429 with Retry-After. Counted in
 # Redis through Django's cache ("api_rate"), so every worker process shares one count.
 RAG_API_RATE_LIMIT = env_int("RAG_API_RATE_LIMIT", 600)

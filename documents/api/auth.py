@@ -1,16 +1,25 @@
 """Bearer API keys and the per-key rate limit.
 
-The count lives in Redis through Django's cache (alias ``api_rate``), not in the database: it
-changes on every request, and an atomic INCR with an expiry costs Redis next to nothing, while
-a database row would take a write and a row lock per request. Every worker process shares the
-count. Fixed windows of RAG_API_RATE_WINDOW_SECONDS: simple, and Retry-After is exact.
+Keys: a request's key is looked up by its hash; an accepted key is remembered in this process
+for RAG_API_KEY_CACHE_SECONDS (5 s), so a search does not open a database connection to
+authenticate (under ASGI each request's synchronous code runs on a thread of its own, and a
+connection per request is most of a search's cost). A revocation therefore takes effect within
+that time in every process (at once in the one that revoked).
+
+The rate count lives in Redis through Django's cache (alias ``api_rate``), not in the database:
+it changes on every request, an atomic INCR with an expiry costs Redis next to nothing, while a
+row would take a write and a row lock per request; every worker process shares the count.
+Fixed windows of RAG_API_RATE_WINDOW_SECONDS: simple, and Retry-After is exact.
 """
 
 from __future__ import annotations
 
 import logging
 import math
+import threading
 import time
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
 
 from asgiref.sync import sync_to_async
 from django.conf import settings
@@ -19,10 +28,14 @@ from django.http import HttpRequest
 from ninja.security import HttpBearer
 from redis.exceptions import RedisError
 
-from documents.api_keys import api_key_authenticate
+from documents.api_keys import KEY_PREFIX, api_key_authenticate, api_key_hash
 from documents.models import ApiKey
 
 logger = logging.getLogger(__name__)
+
+# The rate count runs on a few long-lived threads: Django's cache clients are per thread, so
+# each keeps its Redis connections instead of one new client per request thread.
+_counting = ThreadPoolExecutor(max_workers=4, thread_name_prefix="api-rate")
 
 
 class RateLimited(Exception):
@@ -60,10 +73,41 @@ def rate_limit_wait(key_prefix: str) -> int | None:
     return None
 
 
-def _authenticate(token: str) -> ApiKey | None:
-    api_key = api_key_authenticate(token)
-    if api_key is not None:
-        wait = rate_limit_wait(api_key.prefix)
+@dataclass(frozen=True)
+class _Remembered:
+    api_key: ApiKey
+    until: float
+
+
+_accepted: dict[str, _Remembered] = {}
+_accepted_lock = threading.Lock()
+
+
+def forget_accepted_keys() -> None:
+    """Forget the keys this process accepted (after a revocation here)."""
+    with _accepted_lock:
+        _accepted.clear()
+
+
+async def authenticate(token: str) -> ApiKey | None:
+    """The active key for ``token`` (None: unknown or revoked); counts the request."""
+    if not token.startswith(KEY_PREFIX) or len(token) > 200:
+        return None
+    digest = api_key_hash(token)
+    remembered = _accepted.get(digest)
+    if remembered is not None and remembered.until > time.monotonic():
+        api_key = remembered.api_key
+    else:
+        api_key = await sync_to_async(api_key_authenticate)(token)
+        if api_key is None:
+            return None
+        ttl = settings.RAG_API_KEY_CACHE_SECONDS
+        with _accepted_lock:
+            _accepted[digest] = _Remembered(api_key, time.monotonic() + ttl)
+    if settings.RAG_API_RATE_LIMIT > 0:
+        wait = await sync_to_async(rate_limit_wait, thread_sensitive=False, executor=_counting)(
+            api_key.prefix
+        )
         if wait is not None:
             raise RateLimited(wait)
     return api_key
@@ -77,8 +121,7 @@ class ApiKeyAuth(HttpBearer):
         scheme, _, token = header.partition(" ")
         if scheme.lower() != "bearer" or not token.strip():
             return None
-        # One thread hop for the lookup, the last-used write and the count.
-        return await sync_to_async(_authenticate)(token.strip())
+        return await authenticate(token.strip())
 
     def authenticate(self, request: HttpRequest, token: str) -> ApiKey | None:
-        return _authenticate(token)
+        raise NotImplementedError("ApiKeyAuth is asynchronous: see __call__.")

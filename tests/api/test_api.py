@@ -101,6 +101,22 @@ def test_auth_failures_are_401_with_json(make_key):
     run_async(scenario)
 
 
+def test_a_key_revoked_in_the_admin_is_refused_at_once(make_key, staff_client):
+    key = make_key()
+    codes = []
+
+    async def call(client):
+        codes.append((await client.get(f"{API}/documents", headers=bearer(key))).status_code)
+
+    run_async(call)  # accepted, and remembered by this process
+    changelist = "/admin/documents/apikey/"
+    staff_client.post(
+        changelist, {"action": "revoke", "_selected_action": [ApiKey.objects.get().pk]}
+    )
+    run_async(call)
+    assert codes == [200, 401]
+
+
 def test_list_get_and_filters(make_key, index_text):
     key = make_key()
     a = index_text("Alpha text about rivers.", collection="geo", title="Rivers of Europe")

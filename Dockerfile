@@ -41,4 +41,4 @@ USER app
 EXPOSE 8000
 
 # gunicorn.conf.py: bind 0.0.0.0:8000, WEB_CONCURRENCY workers (3), header limits.
-CMD ["gunicorn", "-c", "gunicorn.conf.py", "fca_site.wsgi:application"]
+CMD ["gunicorn", "-c", "gunicorn.conf.py", "--worker-class", "asgi", "fca_site.asgi:application"]

@@ -7,8 +7,13 @@ import sys
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-CORPUS = ROOT.parent / "shared" / "corpus"
+if str(ROOT) not in sys.path:
+    sys.path.insert(0, str(ROOT))
 
+from devtools.corpus import CORPUS_DIR  # noqa: E402
+
+# The corpus the benchmarks read: ../shared/corpus, or FCA_CORPUS_DIR (as for the tests).
+CORPUS = CORPUS_DIR
 
 uses_embedded_server = False
 """Whether use_bench_database chose the embedded server (whose processes can be measured)."""

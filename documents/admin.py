@@ -19,11 +19,14 @@ from django_celery_results.models import TaskResult
 from kombu.exceptions import OperationalError as BrokerError
 
 from documents import admin_views, ingestion, presenters, runs, selectors, services
+from documents.admin_api_keys import ApiKeyAdmin
 from documents.forms import SearchForm
 from documents.highlight import excerpt, highlight
 from documents.models import Chunk, Document
 
 logger = logging.getLogger(__name__)
+
+__all__ = ["ApiKeyAdmin", "ChunkAdmin", "DocumentAdmin"]
 
 CHUNK_PREVIEW = 10
 
@@ -71,14 +74,14 @@ class StaleFilter(FlagFilter):
 class DocumentAdmin(admin.ModelAdmin):
     """Documents: list with live progress, upload many PDFs, reingest, and inspect results."""
 
-    list_filter = ("status", StuckFilter, StaleFilter, "error_code", "embedder")
+    list_filter = ("status", "collection", StuckFilter, StaleFilter, "error_code", "embedder")
     search_fields = ("title", "=sha256")
     ordering = ("-created_at",)
     actions = ("reingest",)
     change_list_template = "admin/documents/document/change_list.html"
     change_form_template = "admin/documents/document/change_form.html"
     fieldsets = (
-        (None, {"fields": ("title",)}),
+        (None, {"fields": ("title", "collection")}),
         (
             "Content",
             {
@@ -106,9 +109,12 @@ class DocumentAdmin(admin.ModelAdmin):
         ),
         ("Chunks", {"fields": ("chunks_preview",)}),
     )
-    # Everything shown but the title is written by ingestion, never edited by hand.
+    # Everything shown but the title and collection is written by ingestion, never by hand.
     readonly_fields = tuple(
-        name for _, options in fieldsets for name in options["fields"] if name != "title"
+        name
+        for _, options in fieldsets
+        for name in options["fields"]
+        if name not in ("title", "collection")
     )
 
     # --- the list: its status column is live and carries the reingest button ----------------

@@ -97,7 +97,11 @@ def upload_view(model_admin: DocumentAdmin, request: HttpRequest) -> HttpRespons
     )
     if form.is_bound and form.is_valid():
         files = [
-            IntakeFile(name=uploaded.name or "unnamed.pdf", source=uploaded)
+            IntakeFile(
+                name=uploaded.name or "unnamed.pdf",
+                source=uploaded,
+                collection=form.cleaned_data["collection"],
+            )
             for uploaded in form.cleaned_data["files"]
         ]
         report = intake_files(files=files, force=form.cleaned_data["force"])

@@ -7,6 +7,8 @@ from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.core.files.uploadedfile import UploadedFile
 
+from documents.models import COLLECTION_MAX_LENGTH, DEFAULT_COLLECTION
+
 
 class MultipleFileInput(forms.ClearableFileInput):
     """A file input that lets the browser pick several files."""
@@ -47,11 +49,21 @@ class UploadPdfsForm(forms.Form):
             "are queued again."
         ),
     )
+    collection = forms.SlugField(
+        label="Collection",
+        max_length=COLLECTION_MAX_LENGTH,
+        initial=DEFAULT_COLLECTION,
+        required=False,
+        help_text="Collection of the new documents (files already present keep theirs).",
+    )
     force = forms.BooleanField(
         label="Reingest files already ready",
         required=False,
         help_text="Queue again files whose document is already ingested (ready).",
     )
+
+    def clean_collection(self) -> str:
+        return self.cleaned_data.get("collection") or DEFAULT_COLLECTION
 
 
 class SearchForm(forms.Form):

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from contextlib import ExitStack
-from dataclasses import asdict
+from dataclasses import asdict, replace
 from typing import TYPE_CHECKING, Any, BinaryIO
 
 from django.conf import settings
@@ -34,14 +34,24 @@ from rag.errors import (
 )
 from rag.parsing import HEADER_SEARCH_BYTES as PDF_HEADER_BYTES
 from rag.parsing import looks_like_pdf
-from rag.service import SEARCH_MODES, service_for
+from rag.search import SearchFilters
+from rag.service import (
+    SEARCH_MODES,
+    close_running_loop_engines,
+    service_for,
+    service_on_running_loop,
+)
+from rag.store import DOCUMENT_LOCK_NAMESPACE
 
 if TYPE_CHECKING:
     from documents.models import Document
 
 __all__ = [
+    "DOCUMENT_LOCK_NAMESPACE",
     "PDF_HEADER_BYTES",
     "SEARCH_MODES",
+    "SearchFilters",
+    "close_running_loop_engines",
     "DocumentMissingError",
     "IngestError",
     "PermanentIngestError",
@@ -53,6 +63,7 @@ __all__ = [
     "looks_like_pdf",
     "rag_config",
     "search",
+    "search_async",
     "shutdown",
 ]
 
@@ -155,6 +166,32 @@ def search(
     page_end, score and text. Safe from any thread (web requests share one loop per process).
     """
     return bridge.run_threadsafe(_search(rag_config(), query, k, mode, document_ids))
+
+
+async def search_async(
+    query: str, *, k: int, mode: str, filters: SearchFilters, on_server_loop: bool
+) -> list[dict[str, Any]]:
+    """Search from async code (the API's views); hits as :func:`search` gives them, with each
+    document's collection.
+
+    ``on_server_loop``: the running loop lasts as long as the process (an ASGI server's), so the
+    service is awaited on it, with an engine of its own (RAG_API_DB_POOL_SIZE connections).
+    Otherwise (an async view served over WSGI, whose loop ends with the request) it runs on the
+    bridge's long-lived portal loop.
+    """
+    config = rag_config()
+    if on_server_loop:
+        config = replace(config, pool_size=settings.RAG_API_DB_POOL_SIZE)
+        hits = await service_on_running_loop(config).search(query, k=k, mode=mode, filters=filters)
+        return [asdict(hit) for hit in hits]
+    return await bridge.run_on_portal(_search_filtered(config, query, k, mode, filters))
+
+
+async def _search_filtered(
+    config: RAGConfig, query: str, k: int, mode: str, filters: SearchFilters
+) -> list[dict[str, Any]]:
+    hits = await service_for(config).search(query, k=k, mode=mode, filters=filters)
+    return [asdict(hit) for hit in hits]
 
 
 def current_embedder() -> tuple[str, int]:

@@ -26,7 +26,7 @@ from django.db import IntegrityError, transaction
 from kombu.exceptions import OperationalError as BrokerError
 
 from documents import ingestion, selectors, services
-from documents.models import Document
+from documents.models import DEFAULT_COLLECTION, Document
 from documents.storage import document_upload_path
 
 logger = logging.getLogger(__name__)
@@ -66,13 +66,15 @@ class IntakeFile:
     """One file to take in: an open binary file or a path on this machine.
 
     ``name`` is what the report calls it (an upload's file name, a command-line path); the title
-    of a new document is ``title`` when given, else derived from ``name``. A path is opened only
-    while its own file is handled, so a folder of thousands never holds thousands open.
+    of a new document is ``title`` when given, else derived from ``name``; a new document goes
+    into ``collection`` (a known document keeps its own). A path is opened only while its own
+    file is handled, so a folder of thousands never holds thousands open.
     """
 
     name: str
     source: IO[bytes] | Path
     title: str | None = None
+    collection: str = DEFAULT_COLLECTION
 
 
 @dataclass(frozen=True)
@@ -85,6 +87,8 @@ class IntakeOutcome:
     verdict: Verdict
     document_id: int | None = None
     reason: str = ""
+    # Why a file was rejected, for machines: empty, too_large, not_pdf, unreadable.
+    code: str = ""
 
 
 @dataclass(frozen=True)
@@ -149,13 +153,15 @@ def _intake_one(
     try:
         with _opened(item.source) as file:
             size = _size_of(file)
-            created = document_create(file=file, name=item.name, size=size, title=item.title)
+            created = document_create(
+                file=file, name=item.name, size=size, title=item.title, collection=item.collection
+            )
     except OSError as exc:
         reason = f"Cannot read the file: {exc.strerror or exc}."
-        return IntakeOutcome(item.name, size, Verdict.REJECTED, reason=reason)
+        return IntakeOutcome(item.name, size, Verdict.REJECTED, reason=reason, code="unreadable")
     except ValidationError as exc:
         reason = " ".join(exc.messages)
-        return IntakeOutcome(item.name, size, Verdict.REJECTED, reason=reason)
+        return IntakeOutcome(item.name, size, Verdict.REJECTED, reason=reason, code=exc.code or "")
     document = created.document
     if document.pk in first_name:
         reason = f"The same bytes as {first_name[document.pk]}."
@@ -263,13 +269,19 @@ class CreateResult:
 
 
 def document_create(
-    *, file: IO[bytes], name: str, size: int, title: str | None = None
+    *,
+    file: IO[bytes],
+    name: str,
+    size: int,
+    title: str | None = None,
+    collection: str = DEFAULT_COLLECTION,
 ) -> CreateResult:
     """Find or create the Document for these bytes, storing the file when it is new.
 
     ``title`` (else ``name``) only becomes the title; the stored name comes from the content
-    hash. Raises :class:`ValidationError` for a file that is not an acceptable PDF; nothing is
-    written then. Nothing is queued: :func:`intake_files` does that.
+    hash. A new document goes into ``collection``; a known one is returned as it is. Raises
+    :class:`ValidationError` for a file that is not an acceptable PDF; nothing is written then.
+    Nothing is queued: :func:`intake_files` does that.
     """
     validate_pdf_file(file, size=size)
     sha256 = file_sha256(file)
@@ -278,6 +290,7 @@ def document_create(
         return CreateResult(existing, created=False)
     document = Document(
         title=_clean_title(title) if title else _title_from_name(name),
+        collection=collection,
         sha256=sha256,
         size_bytes=size,
     )
@@ -308,4 +321,5 @@ def _title_from_name(name: str) -> str:
 
 
 def _clean_title(title: str) -> str:
-    return (" ".join(title.split()) or "Untitled")[:255]
+    # NUL cannot be stored in PostgreSQL text; a file name may carry one.
+    return (" ".join(title.replace("\x00", " ").split()) or "Untitled")[:255]

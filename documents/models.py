@@ -1,8 +1,10 @@
-"""Document (one uploaded PDF, unique by content) and Chunk (one embedded piece of it)."""
+"""Document (one uploaded PDF, unique by content), Chunk (one embedded piece of it), and ApiKey
+(an application's access to the HTTP API)."""
 
 from __future__ import annotations
 
 from django.conf import settings
+from django.contrib.postgres.fields import ArrayField
 from django.contrib.postgres.indexes import GinIndex
 from django.contrib.postgres.search import SearchVector, SearchVectorField
 from django.db import models
@@ -13,6 +15,9 @@ from documents.storage import document_upload_path
 # Text search configuration of the chunks' full-text index (stemming for English; other
 # languages still match on exact words).
 TEXT_SEARCH_CONFIG = "english"
+# The collection of a document uploaded without one.
+DEFAULT_COLLECTION = "default"
+COLLECTION_MAX_LENGTH = 64
 
 
 class Document(models.Model):
@@ -41,6 +46,13 @@ class Document(models.Model):
         upload_to=document_upload_path,
         max_length=255,
         help_text="The stored PDF, named by its SHA-256 (never by the uploaded name).",
+    )
+    collection = models.SlugField(
+        "collection",
+        max_length=COLLECTION_MAX_LENGTH,
+        default=DEFAULT_COLLECTION,
+        help_text="Group the document belongs to (a slug): search and lists filter by it, and "
+        "an API key may be limited to some collections.",
     )
     sha256 = models.CharField(
         "SHA-256",
@@ -119,6 +131,7 @@ class Document(models.Model):
         ordering = ["-created_at"]
         indexes = [
             models.Index(fields=["status", "updated_at"], name="document_status_updated_idx"),
+            models.Index(fields=["collection", "created_at"], name="document_collection_idx"),
         ]
 
     def __str__(self) -> str:
@@ -181,3 +194,66 @@ class Chunk(models.Model):
 
     def __str__(self) -> str:
         return f"{self.document_id}#{self.ordinal} (p. {self.page_start}-{self.page_end})"
+
+
+class ApiKey(models.Model):
+    """An application's key to ``/api/v1``. Only the SHA-256 of the key is stored: the key
+    itself is shown once, when created (``manage.py create_api_key``), and cannot be recovered.
+
+    A key limited to collections sees only the documents in them; an empty list means all.
+    A revoked key is refused at once (it is kept, so its history stays readable).
+    """
+
+    name = models.CharField("name", max_length=100, help_text="Who or what uses the key.")
+    owner = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        on_delete=models.CASCADE,
+        related_name="api_keys",
+        verbose_name="owner",
+        help_text="The user the key acts for.",
+    )
+    prefix = models.CharField(
+        "prefix",
+        max_length=16,
+        unique=True,
+        help_text="The key's first characters, to recognise it (not enough to use it).",
+    )
+    key_hash = models.CharField(
+        "key hash",
+        max_length=64,
+        unique=True,
+        help_text="SHA-256 of the whole key (hex): what a request's key is checked against.",
+    )
+    collections = ArrayField(
+        models.SlugField(max_length=COLLECTION_MAX_LENGTH),
+        default=list,
+        blank=True,
+        verbose_name="collections",
+        help_text="Collections the key may see, separated by commas; empty for all.",
+    )
+    created_at = models.DateTimeField("created", auto_now_add=True, help_text="Creation time.")
+    last_used_at = models.DateTimeField(
+        "last used",
+        null=True,
+        blank=True,
+        help_text="Last accepted request (updated at most once a minute).",
+    )
+    revoked_at = models.DateTimeField(
+        "revoked", null=True, blank=True, help_text="When the key was revoked; empty if active."
+    )
+
+    class Meta:
+        ordering = ["-created_at"]
+        verbose_name = "API key"
+        verbose_name_plural = "API keys"
+
+    def __str__(self) -> str:
+        return f"{self.name} ({self.prefix}…)"
+
+    @property
+    def is_revoked(self) -> bool:
+        return self.revoked_at is not None
+
+    def allows_collection(self, collection: str) -> bool:
+        """Whether a document in ``collection`` exists for this key."""
+        return not self.collections or collection in self.collections

@@ -280,3 +280,12 @@ def task_document_id(result: TaskResult) -> int | None:
     except (TypeError, ValueError):
         return None
     return args[0] if isinstance(args, list) and args and isinstance(args[0], int) else None
+
+
+def documents_visible_to(collections: Sequence[str]) -> QuerySet[Document]:
+    """The documents an API key limited to ``collections`` may see (all when empty); any other
+    document does not exist for it."""
+    documents = Document.objects.all()
+    if collections:
+        documents = documents.filter(collection__in=list(collections))
+    return documents

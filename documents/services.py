@@ -167,6 +167,15 @@ def document_ingest(*, document_id: int, task_id: str | None) -> dict[str, Any]:
             return _skipped(document_id, reason)
         try:
             result = _run_holding_lock(document, run_id)
+        except Exception as exc:
+            if not Document.objects.filter(pk=document_id).exists():
+                # Deleted during the run (document_delete may have ended the session writing
+                # its chunks, whatever error that surfaced as): nothing to record or retry.
+                raise ingestion.DocumentMissingError(
+                    f"Document {document_id} was deleted during its ingestion."
+                ) from exc
+            _keep_ownership(document_id, run_id)
+            raise
         except BaseException:
             _keep_ownership(document_id, run_id)
             raise
@@ -297,3 +306,50 @@ def _mark_failed(document_id: int, *, when: Q, code: str, message: str) -> bool:
         message,
     )
     return recorded
+
+
+# --- deletion -------------------------------------------------------------------------------
+
+
+def document_delete(*, document_id: int) -> bool:
+    """Delete a document, its chunks and (once committed) its stored file; report whether it
+    existed. Its chunks leave search results with the commit.
+
+    An ingestion replacing the document's chunks holds rag's transaction lock on it for the
+    whole run, and its uncommitted chunks lock the document row: waiting would hold the request
+    for a whole ingestion. So the database connection of that transaction is ended instead
+    (its changes roll back), and the task, finding the document gone, ends quietly.
+    """
+    namespace = ingestion.DOCUMENT_LOCK_NAMESPACE
+    with transaction.atomic():
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT pg_try_advisory_xact_lock(%s, %s)", [namespace, document_id])
+            if not cursor.fetchone()[0]:
+                _end_replacement(cursor, document_id)
+                cursor.execute("SET LOCAL lock_timeout = '30s'")
+                cursor.execute("SELECT pg_advisory_xact_lock(%s, %s)", [namespace, document_id])
+        document = Document.objects.select_for_update().filter(pk=document_id).first()
+        if document is None:
+            return False
+        storage, name = document.file.storage, document.file.name
+        document.delete()
+        if name:
+            transaction.on_commit(lambda: storage.delete(name))
+    logger.info("document deleted document_id=%d file=%s", document_id, name)
+    return True
+
+
+def _end_replacement(cursor: Any, document_id: int) -> None:
+    """End the database sessions holding rag's replacement lock on the document."""
+    cursor.execute(
+        "SELECT pid, pg_terminate_backend(pid) FROM pg_locks "
+        "WHERE locktype = 'advisory' AND classid = %s AND objid = %s AND objsubid = 2 "
+        "AND granted AND pid <> pg_backend_pid()",
+        [ingestion.DOCUMENT_LOCK_NAMESPACE, document_id],
+    )
+    ended = [pid for pid, _ in cursor.fetchall()]
+    logger.warning(
+        "document_id=%d: ended the ingestion writing its chunks (backend pids %s) to delete it",
+        document_id,
+        ended,
+    )

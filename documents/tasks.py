@@ -49,9 +49,10 @@ def ingest_pdf_task(self: Task, document_id: int) -> dict[str, Any]:
     """Ingest the document ``document_id`` (an id, never a path; see DESIGN.md decision 1)."""
     try:
         return services.document_ingest(document_id=document_id, task_id=self.request.id)
-    except DocumentMissingError:
-        logger.warning("ingestion skipped: document_id=%s no longer exists", document_id)
-        raise
+    except DocumentMissingError as exc:
+        # Deleted before or during its ingestion: an expected end, not a failure.
+        logger.info("ingestion skipped document_id=%s: %s", document_id, exc)
+        return {"status": "skipped", "document_id": document_id, "reason": "deleted"}
     except PermanentIngestError:
         # Already recorded on the document by the service; no retry can help.
         raise

@@ -93,6 +93,8 @@ INSTALLED_APPS = [
     "django.contrib.staticfiles",
     "django.contrib.postgres",
     "django_celery_results",
+    # django-ninja: the HTTP API (/api/v1); listed for its docs page's bundled assets.
+    "ninja",
     "documents",
 ]
 
@@ -312,6 +314,28 @@ RAG_MAX_PAGE_CHARS = int(os.environ.get("RAG_MAX_PAGE_CHARS", str(16 * 2**20)))
 RAG_PARSE_PAGE_SECONDS = float(os.environ.get("RAG_PARSE_PAGE_SECONDS", "60"))
 RAG_PARSE_BASE_SECONDS = float(os.environ.get("RAG_PARSE_BASE_SECONDS", "60"))
 RAG_PARSE_SECONDS_PER_PAGE = float(os.environ.get("RAG_PARSE_SECONDS_PER_PAGE", "1"))
+
+# The HTTP API (/api/v1). Each ASGI worker process searches with an engine of its own on its
+# event loop, holding up to this many database connections.
+RAG_API_DB_POOL_SIZE = env_int("RAG_API_DB_POOL_SIZE", 8)
+# Seconds an accepted API key is remembered by a web process (no database read meanwhile): a
+# revoked key keeps working at most this long in the other processes.
+RAG_API_KEY_CACHE_SECONDS = env_int("RAG_API_KEY_CACHE_SECONDS", 5)
+# Requests per API key per window (0: no limit); over it, 429 with Retry-After. Counted in
+# Redis through Django's cache ("api_rate"), so every worker process shares one count.
+RAG_API_RATE_LIMIT = env_int("RAG_API_RATE_LIMIT", 600)
+RAG_API_RATE_WINDOW_SECONDS = env_int("RAG_API_RATE_WINDOW_SECONDS", 60)
+RAG_API_RATE_REDIS_URL = os.environ.get("RAG_API_RATE_REDIS_URL", CELERY_BROKER_URL)
+# https://docs.djangoproject.com/en/5.2/topics/cache/#redis
+CACHES = {
+    "default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"},
+    "api_rate": {
+        "BACKEND": "django.core.cache.backends.redis.RedisCache",
+        "LOCATION": RAG_API_RATE_REDIS_URL,
+        "KEY_PREFIX": "fca-api-rate",
+        "TIMEOUT": None,
+    },
+}
 # Transient failures (database, network) retry with exponential backoff and jitter.
 RAG_TASK_MAX_RETRIES = int(os.environ.get("RAG_TASK_MAX_RETRIES", "5"))
 RAG_RETRY_BASE_SECONDS = float(os.environ.get("RAG_RETRY_BASE_SECONDS", "5"))

@@ -183,15 +183,11 @@ def run_threadsafe(coro: Coroutine[Any, Any, T], timeout: float | None = None) -
     request: :func:`run` would give each of those threads a loop and an engine of its own that
     nobody closes. Here every caller shares one loop and one connection pool per process.
     """
-    global _portal
     try:
         running = asyncio.get_running_loop()
     except RuntimeError:
         running = None
-    with _portal_lock:
-        if _portal is None or _portal.pid != os.getpid() or not _portal.thread.is_alive():
-            _portal = _Portal()
-        portal = _portal
+    portal = _current_portal()
     if running is not None:
         coro.close()
         raise RuntimeError(
@@ -200,6 +196,26 @@ def run_threadsafe(coro: Coroutine[Any, Any, T], timeout: float | None = None) -
         )
     assert portal.loop is not None
     return asyncio.run_coroutine_threadsafe(coro, portal.loop).result(timeout)
+
+
+async def run_on_portal(coro: Coroutine[Any, Any, T]) -> T:
+    """Await ``coro`` run on the process's portal loop.
+
+    For a coroutine whose own loop is about to end, such as an async view served over WSGI
+    (Django gives each such request a loop of its own): the engine it uses belongs to the
+    portal's loop and outlives the request's.
+    """
+    portal = _current_portal()
+    assert portal.loop is not None
+    return await asyncio.wrap_future(asyncio.run_coroutine_threadsafe(coro, portal.loop))
+
+
+def _current_portal() -> _Portal:
+    global _portal
+    with _portal_lock:
+        if _portal is None or _portal.pid != os.getpid() or not _portal.thread.is_alive():
+            _portal = _Portal()
+        return _portal
 
 
 def _stop_portal() -> None:

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from datetime import datetime
 
-from sqlalchemy import func, select, text
+from sqlalchemy import ColumnElement, Text, cast, func, select, true
+from sqlalchemy.dialects.postgresql import REGCONFIG, TSQUERY
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from rag.store import TEXT_SEARCH_CONFIG, ChunkRow, DocumentRow
@@ -24,6 +26,47 @@ class SearchHit:
     page_end: int
     score: float
     text: str
+    collection: str = ""
+
+
+@dataclass(frozen=True)
+class SearchFilters:
+    """Which documents a search may return: each given condition must hold (an empty list
+    matches nothing, None places no condition). Applied in SQL, inside the index scans."""
+
+    document_ids: Sequence[int] | None = None
+    collections: Sequence[str] | None = None
+    created_after: datetime | None = None
+    created_before: datetime | None = None
+
+    def is_empty(self) -> bool:
+        return (
+            self.document_ids is None
+            and self.collections is None
+            and self.created_after is None
+            and self.created_before is None
+        )
+
+    def matches_nothing(self) -> bool:
+        return (self.document_ids is not None and not self.document_ids) or (
+            self.collections is not None and not self.collections
+        )
+
+    def conditions(self) -> list[ColumnElement[bool]]:
+        """The conditions on ``documents_chunk`` joined with ``documents_document``."""
+        found: list[ColumnElement[bool]] = []
+        if self.document_ids is not None:
+            found.append(ChunkRow.document_id.in_(list(self.document_ids)))
+        if self.collections is not None:
+            found.append(DocumentRow.collection.in_(list(self.collections)))
+        if self.created_after is not None:
+            found.append(DocumentRow.created_at >= self.created_after)
+        if self.created_before is not None:
+            found.append(DocumentRow.created_at < self.created_before)
+        return found
+
+
+NO_FILTERS = SearchFilters()
 
 
 def _hit_columns():
@@ -34,6 +77,7 @@ def _hit_columns():
         ChunkRow.page_start,
         ChunkRow.page_end,
         ChunkRow.text,
+        DocumentRow.collection,
     )
 
 
@@ -46,6 +90,7 @@ def _hit(row, score: float) -> SearchHit:
         page_end=row.page_end,
         score=float(score),
         text=row.text,
+        collection=row.collection,
     )
 
 
@@ -55,23 +100,24 @@ async def search_vector(
     *,
     k: int,
     ef_search: int,
-    document_ids: Sequence[int] | None = None,
+    filters: SearchFilters = NO_FILTERS,
 ) -> list[SearchHit]:
     """Nearest chunks by cosine distance through the HNSW index; score = cosine similarity."""
+    if filters.matches_nothing():
+        return []
     distance = ChunkRow.embedding.cosine_distance(list(embedding))
     query = (
         select(*_hit_columns(), (1 - distance).label("score"))
         .join(DocumentRow, DocumentRow.id == ChunkRow.document_id)
+        .where(*filters.conditions())
         .order_by(distance)
         .limit(k)
     )
-    if document_ids:
-        query = query.where(ChunkRow.document_id.in_(list(document_ids)))
     async with engine.begin() as conn:
         # Both settings last for this transaction only. ef_search trades speed for recall; with
         # a filter, iterative scans keep reading the index until k rows pass it (pgvector 0.8).
         await conn.execute(select(func.set_config("hnsw.ef_search", str(ef_search), True)))
-        if document_ids:
+        if not filters.is_empty():
             await conn.execute(
                 select(func.set_config("hnsw.iterative_scan", "relaxed_order", True))
             )
@@ -84,7 +130,7 @@ async def search_text_tiers(
     query_text: str,
     *,
     k: int,
-    document_ids: Sequence[int] | None = None,
+    filters: SearchFilters = NO_FILTERS,
     min_hits: int | None = None,
 ) -> tuple[list[SearchHit], list[SearchHit]]:
     """Chunks holding every word of the query, then (only when there are fewer than
@@ -93,14 +139,14 @@ async def search_text_tiers(
     Matching every word is selective and so fast on a large index, and precise; matching any
     word alone would rank a large part of the index for common words.
     """
+    if filters.matches_nothing():
+        return [], []
     async with engine.connect() as conn:
-        every_word = await _text_hits(
-            conn, query_text, k=k, any_word=False, document_ids=document_ids
-        )
+        every_word = await _text_hits(conn, query_text, k=k, any_word=False, filters=filters)
         any_word: list[SearchHit] = []
         if len(every_word) < (k if min_hits is None else min_hits):
             seen = {hit.chunk_id for hit in every_word}
-            more = await _text_hits(conn, query_text, k=k, any_word=True, document_ids=document_ids)
+            more = await _text_hits(conn, query_text, k=k, any_word=True, filters=filters)
             any_word = [hit for hit in more if hit.chunk_id not in seen][: k - len(every_word)]
     return every_word, any_word
 
@@ -111,25 +157,27 @@ async def _text_hits(
     *,
     k: int,
     any_word: bool,
-    document_ids: Sequence[int] | None,
+    filters: SearchFilters,
 ) -> list[SearchHit]:
     # plainto_tsquery ANDs the words; replacing '&' by '|' ORs them.
-    tsquery = "plainto_tsquery(CAST(:config AS regconfig), :q)"
+    tsquery = func.plainto_tsquery(cast(TEXT_SEARCH_CONFIG, REGCONFIG), query_text)
     if any_word:
-        tsquery = f"replace({tsquery}::text, '&', '|')::tsquery"
-    statement = text(
-        "SELECT c.id, c.document_id, d.title, c.page_start, c.page_end, c.text, "
-        "ts_rank_cd(c.search_vector, q.query) AS score "
-        "FROM documents_chunk c JOIN documents_document d ON d.id = c.document_id, "
-        f"(SELECT {tsquery} AS query) q "
-        "WHERE q.query::text <> '' AND c.search_vector @@ q.query "
-        + ("AND c.document_id = ANY(:ids) " if document_ids else "")
-        + "ORDER BY score DESC, c.id LIMIT :k"
+        tsquery = cast(func.replace(cast(tsquery, Text), "&", "|"), TSQUERY)
+    words = select(tsquery.label("query")).subquery("q")
+    score = func.ts_rank_cd(ChunkRow.search_vector, words.c.query).label("score")
+    statement = (
+        select(*_hit_columns(), score)
+        .join(DocumentRow, DocumentRow.id == ChunkRow.document_id)
+        .join(words, true())
+        .where(
+            cast(words.c.query, Text) != "",
+            ChunkRow.search_vector.op("@@")(words.c.query),
+            *filters.conditions(),
+        )
+        .order_by(score.desc(), ChunkRow.id)
+        .limit(k)
     )
-    params: dict[str, object] = {"config": TEXT_SEARCH_CONFIG, "q": query_text, "k": k}
-    if document_ids:
-        params["ids"] = list(document_ids)
-    rows = (await conn.execute(statement, params)).all()
+    rows = (await conn.execute(statement)).all()
     return [_hit(row, row.score) for row in rows]
 
 

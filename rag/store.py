@@ -56,6 +56,8 @@ class DocumentRow(Base):
 
     id: Mapped[int] = mapped_column(BigInteger, primary_key=True)
     title: Mapped[str] = mapped_column(String(255))
+    collection: Mapped[str] = mapped_column(String(64))
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
     sha256: Mapped[str] = mapped_column(String(64), unique=True)
     page_count: Mapped[int | None] = mapped_column(Integer, nullable=True)
     pages_done: Mapped[int] = mapped_column(Integer)

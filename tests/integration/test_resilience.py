@@ -420,14 +420,12 @@ def test_pathological_pdfs_fail_and_the_worker_goes_on(
     assert "exited with" not in worker.log()
 
 
-def test_a_task_for_a_deleted_document_ends_without_retry(celery_worker):
+def test_a_task_for_a_deleted_document_ends_quietly_without_retry(celery_worker):
     result = ingest_pdf_task.apply_async(args=[987654321])
-    with pytest.raises(Exception) as caught:
-        result.get(timeout=60)
-    assert type(caught.value).__name__ == "DocumentMissingError"
+    outcome = result.get(timeout=60)
+    assert outcome == {"status": "skipped", "document_id": 987654321, "reason": "deleted"}
     record = TaskResult.objects.get(task_id=result.id)
-    assert record.status == "FAILURE"
-    assert "987654321" in record.result
+    assert record.status == "SUCCESS"
     assert f"ingest_pdf_task[{result.id}] retry" not in celery_worker.log()
 
 

@@ -255,12 +255,14 @@ def test_compose_refuses_to_start_without_the_required_secrets(services):
                 container_env(service, env)
 
 
-def test_web_serves_with_the_projects_gunicorn_config(services):
+def test_web_serves_the_asgi_application_with_the_projects_gunicorn_config(services):
     command = " ".join(command_words(services["web"]["command"]))
-    assert "gunicorn -c gunicorn.conf.py fca_site.wsgi:application" in command
+    asgi = "gunicorn -c gunicorn.conf.py --worker-class asgi fca_site.asgi:application"
+    assert asgi in command and "wsgi" not in command
     assert (ROOT / "gunicorn.conf.py").is_file()
     cmd = re.search(r"^CMD\s+(.+)$", (ROOT / "Dockerfile").read_text(), flags=re.MULTILINE)
     assert cmd and '"-c", "gunicorn.conf.py"' in cmd.group(1)
+    assert '"--worker-class", "asgi", "fca_site.asgi:application"' in cmd.group(1)
 
 
 def test_gunicorn_is_pinned_in_requirements_not_installed_apart():

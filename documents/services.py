@@ -188,7 +188,10 @@ def _run_holding_lock(document: Document, run_id: str) -> dict[str, Any]:
             f"Ingestion started {document.attempts - 1} times without finishing: the worker was "
             "killed each time (out of memory, or a crash while reading this PDF)."
         )
-        _finish_failed(document.pk, run_id, code="crashed", message=message)
+        # This start only records the verdict: it does not count as an attempt.
+        _finish_failed(
+            document.pk, run_id, code="crashed", message=message, attempts=F("attempts") - 1
+        )
         raise ingestion.PermanentIngestError(message)
     try:
         result = ingestion.ingest_document(document)
@@ -274,9 +277,13 @@ def document_mark_ready(*, document_id: int, task_id: str, result: dict[str, Any
     )
 
 
-def _finish_failed(document_id: int, task_id: str, *, code: str, message: str) -> bool:
+def _finish_failed(
+    document_id: int, task_id: str, *, code: str, message: str, **fields: Any
+) -> bool:
     """Record a failure found by the run that holds the lock (see :func:`_finished_by`)."""
-    return _mark_failed(document_id, when=_finished_by(task_id), code=code, message=message)
+    return _mark_failed(
+        document_id, when=_finished_by(task_id), code=code, message=message, **fields
+    )
 
 
 def document_mark_failed(
@@ -294,9 +301,14 @@ def document_mark_failed(
     return _mark_failed(document_id, when=when, code=code, message=message)
 
 
-def _mark_failed(document_id: int, *, when: Q, code: str, message: str) -> bool:
+def _mark_failed(document_id: int, *, when: Q, code: str, message: str, **fields: Any) -> bool:
     recorded = _transition(
-        document_id, to=Status.FAILED, when=when, error_code=code[:32], error_message=message
+        document_id,
+        to=Status.FAILED,
+        when=when,
+        error_code=code[:32],
+        error_message=message,
+        **fields,
     )
     logger.warning(
         "ingestion failed document_id=%d code=%s recorded=%s message=%s",

@@ -17,6 +17,7 @@ from documents.models import Chunk, Document
 from tests.api.conftest import bearer, run_async
 from tests.integration.conftest import private_worker
 from tests.openai_server import EmbeddingsServer
+from tests.waiting import wait_until
 
 pytestmark = [pytest.mark.integration, pytest.mark.django_db(transaction=True)]
 
@@ -32,14 +33,6 @@ def many_pages_pdf() -> bytes:
     return bytes(pdf.output())
 
 
-def wait_for(condition, *, timeout: float, what: str):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        found = condition()
-        if found:
-            return found
-        time.sleep(0.05)
-    raise AssertionError(f"timed out waiting for {what}")
 
 
 def replacement_in_progress(document_id: int) -> bool:
@@ -76,7 +69,7 @@ def test_delete_ends_a_running_ingestion_quietly(tmp_path, make_key):
 
             run_async(upload)
             document_id = created["id"]
-            wait_for(lambda: replacement_in_progress(document_id), timeout=120, what="writing")
+            wait_until(lambda: replacement_in_progress(document_id), timeout=120, what="writing")
             task_id = Document.objects.get(pk=document_id).last_task_id
 
             async def delete(client):
@@ -90,7 +83,7 @@ def test_delete_ends_a_running_ingestion_quietly(tmp_path, make_key):
             run_async(delete)
             assert not Document.objects.filter(pk=document_id).exists()
             assert not Chunk.objects.filter(document_id=document_id).exists()
-            record = wait_for(
+            record = wait_until(
                 lambda: (
                     TaskResult.objects.filter(task_id=task_id, status="SUCCESS").first()
                     or TaskResult.objects.filter(task_id=task_id, status="FAILURE").first()

@@ -6,8 +6,7 @@ from __future__ import annotations
 import hashlib
 import io
 import subprocess
-import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -21,6 +20,7 @@ from tests import pdf_factory
 from tests.integration.conftest import private_worker
 from tests.live_server import free_port
 from tests.s3_server import S3Server, s3_settings, start_s3_server, stop_s3_server
+from tests.waiting import wait_until
 from tests.workers import consuming_paused
 
 pytestmark = [pytest.mark.integration, pytest.mark.django_db(transaction=True)]
@@ -51,12 +51,6 @@ def second_host(tmp_path: Path) -> dict[str, Path]:
     return folders
 
 
-def wait_until(condition: Callable[[], bool], *, what: str, timeout: float = 60.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"not within {timeout}s: {what}")
-        time.sleep(0.2)
 
 
 def upload(client, *paths: Path):
@@ -84,6 +78,9 @@ def dead_pid() -> int:
 def test_files_go_to_the_bucket_and_a_worker_with_an_empty_media_folder_ingests_them(
     bucket, second_host, staff_client, corpus, tmp_path, wait_for_documents, settings
 ):
+    # This web process's media folder is its own for the test (other tests' uploads went to the
+    # session's): nothing may land in it when the storage is the bucket.
+    settings.MEDIA_ROOT = str(tmp_path / "web-media")
     spool = second_host["spool"]
     stale = spool / f"{dead_pid()}-leftover.spool"
     stale.write_bytes(b"from a worker killed mid-task")

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import io
 import json
-import time
 from collections.abc import Callable, Iterator
 from contextlib import ExitStack, contextmanager
 from datetime import timedelta
@@ -34,6 +33,7 @@ from rag.store import DOCUMENT_LOCK_NAMESPACE
 from tests import pdf_factory, workers
 from tests.conftest import TEST_BROKER_URL, TEST_QUEUE
 from tests.integration.conftest import private_worker
+from tests.waiting import wait_for_log, wait_until
 
 pytestmark = [pytest.mark.integration, pytest.mark.django_db(transaction=True)]
 
@@ -64,12 +64,6 @@ def expected_chunk_count(path: Path) -> int:
         return sum(1 for _ in chunks)
 
 
-def wait_until(condition: Callable[[], object], what: str, timeout: float = 60.0) -> None:
-    """Poll ``condition`` until it is true; fail saying ``what`` never happened."""
-    deadline = time.monotonic() + timeout
-    while not condition():
-        assert time.monotonic() < deadline, f"{what}: not after {timeout}s"
-        time.sleep(0.05)
 
 
 def wait_for_status(document_id: int, status: str, timeout: float = 60.0) -> None:
@@ -111,11 +105,6 @@ def task_result(task_id: str) -> dict | None:
     return json.loads(record.result) if record else None
 
 
-def wait_for_log(worker, text: str, timeout: float = 90.0) -> None:
-    deadline = time.monotonic() + timeout
-    while text not in worker.log():
-        assert time.monotonic() < deadline, f"{text!r} never logged:\n{worker.log()[-3000:]}"
-        time.sleep(0.2)
 
 
 def assert_one_clean_set(document: Document, expected: int) -> None:
@@ -463,7 +452,7 @@ def test_the_sweep_requeues_a_processing_document_whose_heartbeat_stopped(
     # longer than its retries, leaves behind: processing, and silent.
     path = corpus["text-pdflatex-4pages.pdf"].path
     data = path.read_bytes()
-    outcome = services.document_create(file=io.BytesIO(data), name=path.name, size=len(data))
+    outcome = intake.document_create(file=io.BytesIO(data), name=path.name, size=len(data))
     document_id = outcome.document.pk
     Document.objects.filter(pk=document_id).update(
         status=Document.Status.PROCESSING,

@@ -16,7 +16,6 @@ import os
 import shutil
 import subprocess
 import sys
-import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -27,6 +26,7 @@ from devtools.workers import ROOT, ProjectProcess, project_env, spawn, stop_proc
 from documents.models import Chunk, Document
 from tests.live_server import free_port
 from tests.s3_server import S3Server, start_s3_server, stop_s3_server
+from tests.waiting import wait_for_log
 
 pytestmark = [pytest.mark.integration, pytest.mark.django_db(transaction=True)]
 
@@ -72,12 +72,6 @@ def namespaces() -> Iterator[list[str]]:
             subprocess.run(["ip", "netns", "del", name], capture_output=True, timeout=10)
 
 
-def wait_for_log(process: ProjectProcess, text: str, *, timeout: float = 90.0) -> None:
-    deadline = time.monotonic() + timeout
-    while text not in process.log():
-        if process.process.poll() is not None or time.monotonic() > deadline:
-            raise AssertionError(f"{text!r} not in the log:\n{process.log()}")
-        time.sleep(0.3)
 
 
 def expected_outcomes(corpus) -> dict[Path, Document.Status]:

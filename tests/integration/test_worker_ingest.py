@@ -12,6 +12,7 @@ from django.urls import reverse
 from django_celery_results.models import TaskResult
 
 from documents.models import Chunk, Document
+from tests.waiting import wait_until
 
 pytestmark = [pytest.mark.integration, pytest.mark.django_db(transaction=True)]
 
@@ -120,7 +121,13 @@ def test_broken_or_encrypted_pdf_fails_with_a_readable_reason_and_no_retry(
     assert document.error_code == code
     assert len(document.error_message) > 20
     assert document.chunks.count() == 0
-    result = TaskResult.objects.get(task_id=document.last_task_id)
+    # The worker records the document's failure first, then Celery stores the task's state.
+    result = wait_until(
+        lambda: TaskResult.objects.filter(
+            task_id=document.last_task_id, status__in=["SUCCESS", "FAILURE", "RETRY"]
+        ).first(),
+        "the task's final state stored",
+    )
     assert result.status == "FAILURE"
     assert json.loads(result.result)["exc_message"][0] == document.error_message
     assert "Retry in" not in celery_worker.log().split(document.last_task_id, 1)[-1]

@@ -86,6 +86,7 @@ def test_a_document_that_keeps_killing_its_worker_is_failed_as_crashed(settings)
         services.document_ingest(document_id=document.pk, task_id=None)
     document.refresh_from_db()
     assert (document.status, document.error_code) == (Document.Status.FAILED, "crashed")
+    assert document.attempts == settings.RAG_MAX_ATTEMPTS  # the refusing start is not one
 
 
 def test_stuck_documents_are_requeued_and_fresh_ones_are_not(django_capture_on_commit_callbacks):

@@ -103,11 +103,20 @@ class PageReader:
                 "tried again."
             ) from None
         if not ready.endswith(b"\n"):
-            raise self._died(await self._process.wait())
+            code = await self._process.wait()
+            if code < 0:
+                raise self._died(code)
+            # No byte of the PDF was sent yet: the reader's environment is at fault, not the file.
+            raise ReaderCrashedError(
+                f"The PDF reader exited with code {code} before it started (see the worker's "
+                "log); the document is tried again."
+            )
         # A child that dies before reading everything is reported by the next message (EOF).
-        with contextlib.suppress(BrokenPipeError, ConnectionResetError):
-            self._process.stdin.write(data)
-            await self._process.stdin.drain()
+        try:
+            with contextlib.suppress(BrokenPipeError, ConnectionResetError):
+                self._process.stdin.write(data)
+                await self._process.stdin.drain()
+        finally:
             self._process.stdin.close()
         message = await self._next_message()
         self.page_count = message["pages"]

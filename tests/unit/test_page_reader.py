@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import signal
+import sys
 import time
 
 import pytest
@@ -92,6 +93,18 @@ def test_a_reader_killed_by_a_signal_is_a_crash_not_a_corrupt_file(corpus, spawn
     with pytest.raises(ReaderCrashedError, match=reason) as caught:
         asyncio.run(in_process(data, on_start=lambda: spawned[0].send_signal(signal.SIGKILL)))
     assert caught.value.code == "crashed"
+
+
+def test_a_reader_that_cannot_start_is_a_crash_not_a_corrupt_file(monkeypatch):
+    # Before "ready" no byte of the PDF was sent: a broken environment, never the file's fault.
+    create = asyncio.create_subprocess_exec
+
+    async def broken(*args, **kwargs):
+        return await create(sys.executable, "-c", "import sys; sys.exit(3)", **kwargs)
+
+    monkeypatch.setattr(asyncio, "create_subprocess_exec", broken)
+    with pytest.raises(ReaderCrashedError, match="exited with code 3 before it started"):
+        asyncio.run(in_process(pdf_factory.text_pdf("Never read.")))
 
 
 def test_stopping_early_leaves_no_reader_running(corpus, spawned):

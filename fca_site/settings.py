@@ -312,7 +312,7 @@ RAG_MAX_PAGE_CHARS = int(os.environ.get("RAG_MAX_PAGE_CHARS", str(16 * 2**20)))
 # Parsing budget ("too_complex" when exceeded): seconds for one page (or opening the file), and
 # for the document, RAG_PARSE_BASE_SECONDS plus RAG_PARSE_SECONDS_PER_PAGE for each page read.
 RAG_PARSE_PAGE_SECONDS = float(os.environ.get("RAG_PARSE_PAGE_SECONDS", "60"))
-RAG_PARSE_BASE_SECONDS = float(os.environ.get("RAG_PARSE_BASE_SECONDS", "60"))
+RAG_PARSE_BASE_SECONDS = float(os.environ.get("RAG_PARSE_BASE_SECONDS", "120"))
 RAG_PARSE_SECONDS_PER_PAGE = float(os.environ.get("RAG_PARSE_SECONDS_PER_PAGE", "1"))
 
 # The HTTP API (/api/v1). Each ASGI worker process searches with an engine of its own on its

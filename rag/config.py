@@ -63,7 +63,7 @@ class RAGConfig:
     """Most characters of text one page may hold; more fails the document as too large."""
     parse_page_seconds: float = 60.0
     """Budget for reading one page (or opening the file) in the page reader."""
-    parse_base_seconds: float = 60.0
+    parse_base_seconds: float = 120.0
     parse_seconds_per_page: float = 1.0
     """Budget for reading a document: at no point may reading have taken longer than
     ``parse_base_seconds`` plus ``parse_seconds_per_page`` for each page read so far."""

@@ -173,6 +173,46 @@ def test_a_key_limited_to_collections_sees_only_their_documents(make_key, index_
     assert Document.objects.filter(pk=other).exists()
 
 
+def test_bytes_failed_in_another_collection_are_refused_without_touching_that_document(
+    make_key,
+):
+    data = pdf_factory.text_pdf("Tide tables for the southern coast.")
+    everything, limited = make_key("everything"), make_key("limited", "geo")
+
+    async def upload(client, key, collection):
+        from django.core.files.uploadedfile import SimpleUploadedFile
+
+        return await client.post(
+            f"{API}/documents",
+            {"file": SimpleUploadedFile("tides.pdf", data), "collection": collection},
+            headers=bearer(key),
+        )
+
+    async def store_in_sky(client):
+        assert (await upload(client, everything, "sky")).status_code == 201
+
+    run_async(store_in_sky)
+    Document.objects.update(status=Document.Status.FAILED, error_code="timeout")
+    before = Document.objects.get()
+    refused = []
+
+    async def upload_limited(client):
+        refused.append(await upload(client, limited, "geo"))
+
+    run_async(upload_limited)
+    (response,) = refused
+    assert response.status_code == 409
+    assert response.json() == {"detail": "These bytes cannot be stored in this collection."}
+    for secret in (str(before.pk), before.title, before.sha256, "sky"):
+        assert secret not in response.content.decode()
+    after = Document.objects.get()
+    assert (after.status, after.last_task_id, after.collection) == (
+        Document.Status.FAILED,
+        before.last_task_id,
+        "sky",
+    )
+
+
 def test_search_returns_cited_hits_and_applies_filters(make_key, index_text):
     key = make_key()
     whales = index_text("Blue whales feed on krill in cold oceans.", collection="sea")

@@ -7,6 +7,7 @@ import pytest
 from django.core.files.storage import default_storage
 
 from devtools import pdf_factory
+from documents.highlight import CHUNK_TEXT_CHARS, excerpt
 from documents.models import ApiKey, Chunk, Document
 from tests.api.conftest import bearer, run_async
 
@@ -211,6 +212,40 @@ def test_bytes_failed_in_another_collection_are_refused_without_touching_that_do
         before.last_task_id,
         "sky",
     )
+
+
+def test_a_huge_chunk_is_an_excerpt_in_a_search_hit(make_key, rag_bridge):
+    huge = "Whales eat krill. " + " ".join(["A" * 1000] * 200)
+    document = Document.objects.create(
+        title="huge", sha256="e" * 64, size_bytes=1, file="x/huge.pdf", status="ready"
+    )
+    Chunk.objects.create(
+        document=document,
+        ordinal=0,
+        page_start=1,
+        page_end=1,
+        text=huge,
+        token_count=203,
+        embedder="hash-384",
+        embedding=[0.0] * 383 + [1.0],
+    )
+    key = make_key()
+    found = []
+
+    async def scenario(client):
+        found.append(
+            await client.post(
+                f"{API}/search",
+                {"query": "krill", "mode": "text"},
+                content_type="application/json",
+                headers=bearer(key),
+            )
+        )
+
+    run_async(scenario)
+    (hit,) = found[0].json()["hits"]
+    assert hit["text"] == excerpt(huge)
+    assert f"({len(huge) - CHUNK_TEXT_CHARS:,} more characters)" in hit["text"]
 
 
 def test_search_returns_cited_hits_and_applies_filters(make_key, index_text):

@@ -97,4 +97,4 @@ def test_the_search_command_prints_an_excerpt_of_a_huge_hit(huge_chunk, rag_brid
     if as_json:
         (hit,) = json.loads(printed)
         assert hit["text_chars"] == len(HUGE)
-        assert len(hit["text"]) == CHUNK_TEXT_CHARS
+        assert hit["text"] == excerpt(HUGE)

@@ -38,8 +38,9 @@ class Command(BaseCommand):
     def handle(self, *args: Any, **options: Any) -> None:
         if options["k"] < 1:
             raise CommandError("-k must be at least 1.")
+        filters = ingestion.SearchFilters(document_ids=options["document"])
         hits = ingestion.search(
-            options["query"], k=options["k"], mode=options["mode"], document_ids=options["document"]
+            options["query"], k=options["k"], mode=options["mode"], filters=filters
         )
         for hit in hits:
             # Never more than an excerpt of a chunk (see documents.highlight).

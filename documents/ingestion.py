@@ -16,6 +16,7 @@ from django.conf import settings
 from django.db import connections
 
 from documents import storage
+from documents.highlight import CHUNK_TEXT_CHARS
 from documents.spool import spooled
 from documents.storage import StorageFault
 from fca_site.database import database_url
@@ -107,6 +108,7 @@ def rag_config() -> RAGConfig:
         parse_base_seconds=settings.RAG_PARSE_BASE_SECONDS,
         parse_seconds_per_page=settings.RAG_PARSE_SECONDS_PER_PAGE,
         hnsw_ef_search=settings.RAG_HNSW_EF_SEARCH,
+        hit_text_chars=CHUNK_TEXT_CHARS,
     )
 
 
@@ -169,8 +171,10 @@ def search(
     query: str, *, k: int = 5, mode: str = "hybrid", filters: SearchFilters = NO_FILTERS
 ) -> list[dict[str, Any]]:
     """Search the chunks of the documents that pass ``filters``; each hit is a dict with
-    chunk_id, document_id, title, collection, page_start, page_end, score and text. Safe from
-    any thread (web requests share one loop per process).
+    chunk_id, document_id, title, collection, page_start, page_end, score, text (at most
+    :data:`~documents.highlight.CHUNK_TEXT_CHARS` characters, read so from the database) and
+    text_chars (the whole text's length). Safe from any thread (web requests share one loop per
+    process).
     """
     return bridge.run_threadsafe(_search(rag_config(), query, k, mode, filters))
 

@@ -75,10 +75,16 @@ class RAGService:
                 k=depth,
                 ef_search=max(self.config.hnsw_ef_search, depth),
                 filters=filters,
+                text_chars=self.config.hit_text_chars,
             )
         if mode in ("text", "hybrid"):
             every_word, any_word = await search_text_tiers(
-                self.engine, query, k=depth, filters=filters, min_hits=k
+                self.engine,
+                query,
+                k=depth,
+                filters=filters,
+                min_hits=k,
+                text_chars=self.config.hit_text_chars,
             )
         if mode == "vector":
             return vector_hits

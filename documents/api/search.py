@@ -42,4 +42,6 @@ async def search(request: HttpRequest, body: SearchIn):
         filters=filters,
         on_server_loop=isinstance(request, ASGIRequest),
     )
-    return {"hits": [{**hit, "text": excerpt(hit["text"])} for hit in hits]}
+    return {
+        "hits": [{**hit, "text": excerpt(hit["text"], total=hit["text_chars"])} for hit in hits]
+    }

@@ -44,8 +44,7 @@ class Command(BaseCommand):
         )
         for hit in hits:
             # Never more than an excerpt of a chunk (see documents.highlight).
-            hit["text_chars"] = len(hit["text"])
-            hit["text"] = excerpt(hit["text"])
+            hit["text"] = excerpt(hit["text"], total=hit["text_chars"])
         if options["json"]:
             self.stdout.write(json.dumps(hits, indent=2, ensure_ascii=False))
             return

@@ -24,10 +24,18 @@ from documents.models import COLLECTION_MAX_LENGTH, ApiKey
 logger = logging.getLogger(__name__)
 
 KEY_PREFIX = "fca_"
+# Keys are 47 characters; a longer token is refused before it is hashed or looked up.
+MAX_KEY_CHARS = 200
 # Characters of the key kept in clear to recognise it in the admin: "fca_" and 8 of the secret.
 SHOWN_PREFIX_LENGTH = len(KEY_PREFIX) + 8
 # A key's last use is written at most this often: not one write per request.
 LAST_USED_EVERY = timedelta(minutes=1)
+
+
+def looks_like_key(token: str) -> bool:
+    """Whether ``token`` has the shape of a key (the prefix, a bounded length): nothing else is
+    hashed or looked up."""
+    return token.startswith(KEY_PREFIX) and len(token) <= MAX_KEY_CHARS
 
 
 def api_key_hash(key: str) -> str:
@@ -44,7 +52,9 @@ def parse_collections(raw: str | Sequence[str]) -> list[str]:
         if not item:
             continue
         if len(item) > COLLECTION_MAX_LENGTH:
-            raise ValidationError(f"Collection {item[:80]!r}… is longer than 64 characters.")
+            raise ValidationError(
+                f"Collection {item[:80]!r}… is longer than {COLLECTION_MAX_LENGTH} characters."
+            )
         try:
             validate_slug(item)
         except ValidationError as exc:
@@ -94,7 +104,7 @@ def api_key_create(*, name: str, collections: Sequence[str] = (), owner: str = "
 
 def api_key_authenticate(key: str) -> ApiKey | None:
     """The active key matching ``key``, or None (unknown or revoked). Records its use."""
-    if not key.startswith(KEY_PREFIX) or len(key) > 200:
+    if not looks_like_key(key):
         return None
     api_key = ApiKey.objects.filter(key_hash=api_key_hash(key), revoked_at__isnull=True).first()
     if api_key is None:

@@ -1,8 +1,8 @@
 """Excerpts of chunk text, and the query's words highlighted in them, safely (HTML-escaped).
 
-No page or command shows more of a chunk than :data:`CHUNK_TEXT_CHARS`: chunks are capped at
-``RAG_CHUNK_MAX_CHARS`` (4,000 by default), but a larger cap, or chunks written before the cap
-existed, may hold megabytes.
+No page, command or API response shows more of a chunk than :data:`CHUNK_TEXT_CHARS`: chunks are
+capped at ``RAG_CHUNK_MAX_CHARS`` (4,000 by default), but a larger cap, or chunks written before
+the cap existed, may hold megabytes.
 """
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ from django.utils.html import escape
 from django.utils.safestring import SafeString, mark_safe
 
 SNIPPET_CHARS = 400
-# The most of one chunk's text a page or the search command shows.
+# The most of one chunk's text a page, the search command or an API hit shows.
 CHUNK_TEXT_CHARS = 5000
 _WORD = re.compile(r"\w{2,}", re.UNICODE)
 

@@ -8,7 +8,6 @@ the Django side imports ``rag``.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from contextlib import ExitStack
 from dataclasses import asdict, replace
 from typing import TYPE_CHECKING, Any, BinaryIO
@@ -17,6 +16,7 @@ from django.conf import settings
 from django.db import connections
 
 from documents import storage
+from documents.highlight import CHUNK_TEXT_CHARS
 from documents.spool import spooled
 from documents.storage import StorageFault
 from fca_site.database import database_url
@@ -34,7 +34,7 @@ from rag.errors import (
 )
 from rag.parsing import HEADER_SEARCH_BYTES as PDF_HEADER_BYTES
 from rag.parsing import looks_like_pdf
-from rag.search import SearchFilters
+from rag.search import NO_FILTERS, SearchFilters
 from rag.service import (
     SEARCH_MODES,
     close_running_loop_engines,
@@ -108,6 +108,7 @@ def rag_config() -> RAGConfig:
         parse_base_seconds=settings.RAG_PARSE_BASE_SECONDS,
         parse_seconds_per_page=settings.RAG_PARSE_SECONDS_PER_PAGE,
         hnsw_ef_search=settings.RAG_HNSW_EF_SEARCH,
+        hit_text_chars=CHUNK_TEXT_CHARS,
     )
 
 
@@ -153,19 +154,29 @@ def _storage_error(exc: Exception, name: str) -> IngestError | None:
 
 
 async def _search(
-    config: RAGConfig, query: str, k: int, mode: str, document_ids: Sequence[int] | None
+    config: RAGConfig,
+    query: str,
+    k: int,
+    mode: str,
+    filters: SearchFilters,
+    *,
+    on_running_loop: bool = False,
 ) -> list[dict[str, Any]]:
-    hits = await service_for(config).search(query, k=k, mode=mode, document_ids=document_ids)
+    service = service_on_running_loop(config) if on_running_loop else service_for(config)
+    hits = await service.search(query, k=k, mode=mode, filters=filters)
     return [asdict(hit) for hit in hits]
 
 
 def search(
-    query: str, *, k: int = 5, mode: str = "hybrid", document_ids: Sequence[int] | None = None
+    query: str, *, k: int = 5, mode: str = "hybrid", filters: SearchFilters = NO_FILTERS
 ) -> list[dict[str, Any]]:
-    """Search the chunks; each hit is a dict with chunk_id, document_id, title, page_start,
-    page_end, score and text. Safe from any thread (web requests share one loop per process).
+    """Search the chunks of the documents that pass ``filters``; each hit is a dict with
+    chunk_id, document_id, title, collection, page_start, page_end, score, text (at most
+    :data:`~documents.highlight.CHUNK_TEXT_CHARS` characters, read so from the database) and
+    text_chars (the whole text's length). Safe from any thread (web requests share one loop per
+    process).
     """
-    return bridge.run_threadsafe(_search(rag_config(), query, k, mode, document_ids))
+    return bridge.run_threadsafe(_search(rag_config(), query, k, mode, filters))
 
 
 async def search_async(
@@ -182,16 +193,8 @@ async def search_async(
     config = rag_config()
     if on_server_loop:
         config = replace(config, pool_size=settings.RAG_API_DB_POOL_SIZE)
-        hits = await service_on_running_loop(config).search(query, k=k, mode=mode, filters=filters)
-        return [asdict(hit) for hit in hits]
-    return await bridge.run_on_portal(_search_filtered(config, query, k, mode, filters))
-
-
-async def _search_filtered(
-    config: RAGConfig, query: str, k: int, mode: str, filters: SearchFilters
-) -> list[dict[str, Any]]:
-    hits = await service_for(config).search(query, k=k, mode=mode, filters=filters)
-    return [asdict(hit) for hit in hits]
+        return await _search(config, query, k, mode, filters, on_running_loop=True)
+    return await bridge.run_on_portal(_search(config, query, k, mode, filters))
 
 
 def current_embedder() -> tuple[str, int]:

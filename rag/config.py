@@ -69,6 +69,9 @@ class RAGConfig:
     ``parse_base_seconds`` plus ``parse_seconds_per_page`` for each page read so far."""
     hnsw_ef_search: int = 80
     """Candidates the HNSW index examines per vector query (pgvector's default is 40)."""
+    hit_text_chars: int | None = None
+    """Most characters of a chunk's text a search hit carries, cut in SQL so that a chunk of
+    megabytes (written before the character cap) is never read whole; None: the whole text."""
 
     def __post_init__(self) -> None:
         if self.pool_size < 2:

@@ -6,7 +6,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import ColumnElement, Text, cast, func, select, true
+from sqlalchemy import ColumnElement, Integer, Text, cast, func, literal, select, true
 from sqlalchemy.dialects.postgresql import REGCONFIG, TSQUERY
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
@@ -27,6 +27,8 @@ class SearchHit:
     score: float
     text: str
     collection: str = ""
+    text_chars: int | None = None
+    """Length of the chunk's whole text when ``text`` is only its start (None: it is whole)."""
 
 
 @dataclass(frozen=True)
@@ -69,15 +71,19 @@ class SearchFilters:
 NO_FILTERS = SearchFilters()
 
 
-def _hit_columns():
+def _hit_columns(text_chars: int | None):
+    """The columns of a hit; with ``text_chars``, only that much of the text, and its length."""
+    text = ChunkRow.text if text_chars is None else func.substr(ChunkRow.text, 1, text_chars)
+    whole = literal(None, Integer) if text_chars is None else func.length(ChunkRow.text)
     return (
         ChunkRow.id,
         ChunkRow.document_id,
         DocumentRow.title,
         ChunkRow.page_start,
         ChunkRow.page_end,
-        ChunkRow.text,
+        text.label("text"),
         DocumentRow.collection,
+        whole.label("text_chars"),
     )
 
 
@@ -91,6 +97,7 @@ def _hit(row, score: float) -> SearchHit:
         score=float(score),
         text=row.text,
         collection=row.collection,
+        text_chars=row.text_chars,
     )
 
 
@@ -101,13 +108,17 @@ async def search_vector(
     k: int,
     ef_search: int,
     filters: SearchFilters = NO_FILTERS,
+    text_chars: int | None = None,
 ) -> list[SearchHit]:
-    """Nearest chunks by cosine distance through the HNSW index; score = cosine similarity."""
+    """Nearest chunks by cosine distance through the HNSW index; score = cosine similarity.
+
+    ``text_chars``: read only that many characters of each hit's text, and its whole length.
+    """
     if filters.matches_nothing():
         return []
     distance = ChunkRow.embedding.cosine_distance(list(embedding))
     query = (
-        select(*_hit_columns(), (1 - distance).label("score"))
+        select(*_hit_columns(text_chars), (1 - distance).label("score"))
         .join(DocumentRow, DocumentRow.id == ChunkRow.document_id)
         .where(*filters.conditions())
         .order_by(distance)
@@ -132,21 +143,27 @@ async def search_text_tiers(
     k: int,
     filters: SearchFilters = NO_FILTERS,
     min_hits: int | None = None,
+    text_chars: int | None = None,
 ) -> tuple[list[SearchHit], list[SearchHit]]:
     """Chunks holding every word of the query, then (only when there are fewer than
     ``min_hits``, default ``k``, of those) other chunks holding any of the words.
 
     Matching every word is selective and so fast on a large index, and precise; matching any
-    word alone would rank a large part of the index for common words.
+    word alone would rank a large part of the index for common words. ``text_chars``: as for
+    :func:`search_vector`.
     """
     if filters.matches_nothing():
         return [], []
     async with engine.connect() as conn:
-        every_word = await _text_hits(conn, query_text, k=k, any_word=False, filters=filters)
+        every_word = await _text_hits(
+            conn, query_text, k=k, any_word=False, filters=filters, text_chars=text_chars
+        )
         any_word: list[SearchHit] = []
         if len(every_word) < (k if min_hits is None else min_hits):
             seen = {hit.chunk_id for hit in every_word}
-            more = await _text_hits(conn, query_text, k=k, any_word=True, filters=filters)
+            more = await _text_hits(
+                conn, query_text, k=k, any_word=True, filters=filters, text_chars=text_chars
+            )
             any_word = [hit for hit in more if hit.chunk_id not in seen][: k - len(every_word)]
     return every_word, any_word
 
@@ -158,6 +175,7 @@ async def _text_hits(
     k: int,
     any_word: bool,
     filters: SearchFilters,
+    text_chars: int | None,
 ) -> list[SearchHit]:
     # plainto_tsquery ANDs the words; replacing '&' by '|' ORs them.
     tsquery = func.plainto_tsquery(cast(TEXT_SEARCH_CONFIG, REGCONFIG), query_text)
@@ -166,7 +184,7 @@ async def _text_hits(
     words = select(tsquery.label("query")).subquery("q")
     score = func.ts_rank_cd(ChunkRow.search_vector, words.c.query).label("score")
     statement = (
-        select(*_hit_columns(), score)
+        select(*_hit_columns(text_chars), score)
         .join(DocumentRow, DocumentRow.id == ChunkRow.document_id)
         .join(words, true())
         .where(

@@ -7,8 +7,6 @@ from __future__ import annotations
 
 import asyncio
 import weakref
-from collections.abc import Sequence
-from dataclasses import replace
 from typing import BinaryIO
 
 from sqlalchemy.ext.asyncio import AsyncEngine
@@ -51,23 +49,19 @@ class RAGService:
         query: str,
         k: int = 5,
         mode: str = "hybrid",
-        document_ids: Sequence[int] | None = None,
         filters: SearchFilters = NO_FILTERS,
     ) -> list[SearchHit]:
         """The ``k`` chunks that best answer ``query``, with their documents and pages.
 
         ``vector``: cosine similarity of embeddings (HNSW index); ``text``: PostgreSQL full-text
         ranking; ``hybrid`` (default): both, fused by reciprocal rank fusion. Only chunks of
-        documents that pass ``filters`` (and, if given and non-empty, among ``document_ids``)
-        are returned.
+        documents that pass ``filters`` are returned.
         """
         if mode not in SEARCH_MODES:
             raise ValueError(f"Unknown search mode {mode!r}: use one of {', '.join(SEARCH_MODES)}.")
         query = query.strip()
         if not query or k < 1:
             return []
-        if document_ids:
-            filters = replace(filters, document_ids=list(document_ids))
         # Fusion needs more than k candidates from each side to rank well.
         depth = k if mode != "hybrid" else max(4 * k, 20)
         vector_hits: list[SearchHit] = []
@@ -81,10 +75,16 @@ class RAGService:
                 k=depth,
                 ef_search=max(self.config.hnsw_ef_search, depth),
                 filters=filters,
+                text_chars=self.config.hit_text_chars,
             )
         if mode in ("text", "hybrid"):
             every_word, any_word = await search_text_tiers(
-                self.engine, query, k=depth, filters=filters, min_hits=k
+                self.engine,
+                query,
+                k=depth,
+                filters=filters,
+                min_hits=k,
+                text_chars=self.config.hit_text_chars,
             )
         if mode == "vector":
             return vector_hits

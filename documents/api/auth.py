@@ -28,7 +28,7 @@ from django.http import HttpRequest
 from ninja.security import HttpBearer
 from redis.exceptions import RedisError
 
-from documents.api_keys import KEY_PREFIX, api_key_authenticate, api_key_hash
+from documents.api_keys import api_key_authenticate, api_key_hash, looks_like_key
 from documents.models import ApiKey
 
 logger = logging.getLogger(__name__)
@@ -91,7 +91,7 @@ def forget_accepted_keys() -> None:
 
 async def authenticate(token: str) -> ApiKey | None:
     """The active key for ``token`` (None: unknown or revoked); counts the request."""
-    if not token.startswith(KEY_PREFIX) or len(token) > 200:
+    if not looks_like_key(token):
         return None
     digest = api_key_hash(token)
     remembered = _accepted.get(digest)

@@ -27,7 +27,7 @@ from documents.api.schemas import (
     Slug,
     UploadOut,
 )
-from documents.intake import IntakeFile, Verdict, intake_files
+from documents.intake import IntakeFile, Verdict, file_sha256, intake_files
 from documents.models import DEFAULT_COLLECTION, ApiKey, Document
 
 logger = logging.getLogger(__name__)
@@ -49,10 +49,24 @@ def _get_visible(request: HttpRequest, document_id: int) -> Document:
     return document
 
 
+BYTES_REFUSED = "These bytes cannot be stored in this collection."
+
+
+def _bytes_may_be_stored(api_key: ApiKey, file: UploadedFile) -> bool:
+    """False when the file's bytes are already a document outside the key's collections."""
+    existing = Document.objects.filter(sha256=file_sha256(file)).values_list("collection")
+    return all(api_key.allows_collection(collection) for (collection,) in existing)
+
+
 def _upload(request: HttpRequest, file: UploadedFile, collection: str, title: str | None):
     api_key: ApiKey = request.auth  # type: ignore[attr-defined]
     if not api_key.allows_collection(collection):
         raise HttpError(403, f"This key may not add documents to collection {collection!r}.")
+    # Bytes are one document system-wide: when they are already a document the key cannot see,
+    # refuse before the intake (which would queue a failed or stuck one again), saying nothing
+    # of that document.
+    if not _bytes_may_be_stored(api_key, file):
+        raise HttpError(409, BYTES_REFUSED)
     item = IntakeFile(
         name=file.name or "upload.pdf", source=file, title=title, collection=collection
     )
@@ -61,10 +75,8 @@ def _upload(request: HttpRequest, file: UploadedFile, collection: str, title: st
     if outcome.verdict == Verdict.REJECTED:
         raise HttpError(413 if outcome.code == "too_large" else 400, outcome.reason)
     document = Document.objects.get(pk=outcome.document_id)
-    if not api_key.allows_collection(document.collection):
-        raise HttpError(
-            409, "These bytes are already a document in a collection this key cannot see."
-        )
+    if not api_key.allows_collection(document.collection):  # created meanwhile by another upload
+        raise HttpError(409, BYTES_REFUSED)
     created = outcome.verdict == Verdict.QUEUED
     body = {
         **DocumentOut.of(document),

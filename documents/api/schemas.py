@@ -15,8 +15,6 @@ SEARCH_MODE = Literal["hybrid", "vector", "text"]
 STATUS = Literal["queued", "processing", "ready", "failed"]
 MAX_K = 50
 MAX_QUERY_CHARS = 2000
-# The longest chunk text a hit carries (chunks are a few hundred tokens; this bounds a response).
-MAX_HIT_TEXT_CHARS = 4000
 # PostgreSQL's bigint: a larger id matches nothing and must not reach the database.
 MAX_ID = 2**63 - 1
 

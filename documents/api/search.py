@@ -7,7 +7,8 @@ from django.http import HttpRequest
 from ninja import Router
 
 from documents import ingestion
-from documents.api.schemas import MAX_HIT_TEXT_CHARS, ErrorOut, SearchIn, SearchOut
+from documents.api.schemas import ErrorOut, SearchIn, SearchOut
+from documents.highlight import excerpt
 from documents.models import ApiKey
 
 router = Router(tags=["search"])
@@ -20,10 +21,6 @@ def _collections(requested: list[str] | None, allowed: list[str]) -> list[str] |
     if requested is None:
         return list(allowed)
     return [c for c in requested if c in allowed]
-
-
-def _excerpt(text: str) -> str:
-    return text if len(text) <= MAX_HIT_TEXT_CHARS else text[: MAX_HIT_TEXT_CHARS - 1] + "…"
 
 
 @router.post("/search", response={200: SearchOut, 400: ErrorOut, 401: ErrorOut, 429: ErrorOut})
@@ -45,4 +42,6 @@ async def search(request: HttpRequest, body: SearchIn):
         filters=filters,
         on_server_loop=isinstance(request, ASGIRequest),
     )
-    return {"hits": [{**hit, "text": _excerpt(hit["text"])} for hit in hits]}
+    return {
+        "hits": [{**hit, "text": excerpt(hit["text"], total=hit["text_chars"])} for hit in hits]
+    }

@@ -7,6 +7,7 @@ import pytest
 from django.core.files.storage import default_storage
 
 from devtools import pdf_factory
+from documents.highlight import CHUNK_TEXT_CHARS, excerpt
 from documents.models import ApiKey, Chunk, Document
 from tests.api.conftest import bearer, run_async
 
@@ -171,6 +172,80 @@ def test_a_key_limited_to_collections_sees_only_their_documents(make_key, index_
 
     run_async(scenario)
     assert Document.objects.filter(pk=other).exists()
+
+
+def test_bytes_failed_in_another_collection_are_refused_without_touching_that_document(
+    make_key,
+):
+    data = pdf_factory.text_pdf("Tide tables for the southern coast.")
+    everything, limited = make_key("everything"), make_key("limited", "geo")
+
+    async def upload(client, key, collection):
+        from django.core.files.uploadedfile import SimpleUploadedFile
+
+        return await client.post(
+            f"{API}/documents",
+            {"file": SimpleUploadedFile("tides.pdf", data), "collection": collection},
+            headers=bearer(key),
+        )
+
+    async def store_in_sky(client):
+        assert (await upload(client, everything, "sky")).status_code == 201
+
+    run_async(store_in_sky)
+    Document.objects.update(status=Document.Status.FAILED, error_code="timeout")
+    before = Document.objects.get()
+    refused = []
+
+    async def upload_limited(client):
+        refused.append(await upload(client, limited, "geo"))
+
+    run_async(upload_limited)
+    (response,) = refused
+    assert response.status_code == 409
+    assert response.json() == {"detail": "These bytes cannot be stored in this collection."}
+    for secret in (str(before.pk), before.title, before.sha256, "sky"):
+        assert secret not in response.content.decode()
+    after = Document.objects.get()
+    assert (after.status, after.last_task_id, after.collection) == (
+        Document.Status.FAILED,
+        before.last_task_id,
+        "sky",
+    )
+
+
+def test_a_huge_chunk_is_an_excerpt_in_a_search_hit(make_key, rag_bridge):
+    huge = "Whales eat krill. " + " ".join(["A" * 1000] * 200)
+    document = Document.objects.create(
+        title="huge", sha256="e" * 64, size_bytes=1, file="x/huge.pdf", status="ready"
+    )
+    Chunk.objects.create(
+        document=document,
+        ordinal=0,
+        page_start=1,
+        page_end=1,
+        text=huge,
+        token_count=203,
+        embedder="hash-384",
+        embedding=[0.0] * 383 + [1.0],
+    )
+    key = make_key()
+    found = []
+
+    async def scenario(client):
+        found.append(
+            await client.post(
+                f"{API}/search",
+                {"query": "krill", "mode": "text"},
+                content_type="application/json",
+                headers=bearer(key),
+            )
+        )
+
+    run_async(scenario)
+    (hit,) = found[0].json()["hits"]
+    assert hit["text"] == excerpt(huge)
+    assert f"({len(huge) - CHUNK_TEXT_CHARS:,} more characters)" in hit["text"]
 
 
 def test_search_returns_cited_hits_and_applies_filters(make_key, index_text):

@@ -6,11 +6,15 @@ import hashlib
 from io import StringIO
 
 import pytest
+from asgiref.sync import async_to_sync
+from django.core.exceptions import ValidationError
 from django.core.management import CommandError, call_command
 from django.urls import reverse
 
-from documents.api_keys import api_key_authenticate
-from documents.models import ApiKey
+from documents import api_keys
+from documents.api.auth import authenticate
+from documents.api_keys import MAX_KEY_CHARS, api_key_authenticate, looks_like_key
+from documents.models import COLLECTION_MAX_LENGTH, ApiKey
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -39,6 +43,25 @@ def test_command_refuses_a_collection_that_is_not_a_slug():
     with pytest.raises(CommandError, match="'a b' is not a slug"):
         create_key("bot", "--collections", "a b")
     assert not ApiKey.objects.exists()
+
+
+def test_a_token_without_a_key_shape_is_refused_by_both_doors_before_any_lookup():
+    _, key = create_key("bot")
+    padded = key + "A" * (MAX_KEY_CHARS - len(key))
+    too_long = padded + "A"
+    assert looks_like_key(key) and looks_like_key(padded)
+    assert not looks_like_key(too_long) and not looks_like_key("xyz_" + key[4:])
+    ApiKey.objects.update(key_hash=api_keys.api_key_hash(too_long))
+    assert api_key_authenticate(too_long) is None
+    assert async_to_sync(authenticate)(too_long) is None
+
+
+def test_the_collection_length_message_follows_the_limit(monkeypatch):
+    with pytest.raises(ValidationError, match=f"longer than {COLLECTION_MAX_LENGTH} characters"):
+        api_keys.parse_collections("a" * (COLLECTION_MAX_LENGTH + 1))
+    monkeypatch.setattr(api_keys, "COLLECTION_MAX_LENGTH", 10)
+    with pytest.raises(ValidationError, match="longer than 10 characters"):
+        api_keys.parse_collections("a" * 11)
 
 
 def test_a_key_is_recognised_until_revoked_in_the_admin(staff_client):

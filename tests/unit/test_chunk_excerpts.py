@@ -11,7 +11,9 @@ from django.core.management import call_command
 from django.urls import reverse
 
 from documents.highlight import CHUNK_TEXT_CHARS, excerpt
+from documents.ingestion import rag_config
 from documents.models import Chunk, Document
+from rag.service import service_for
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -97,4 +99,14 @@ def test_the_search_command_prints_an_excerpt_of_a_huge_hit(huge_chunk, rag_brid
     if as_json:
         (hit,) = json.loads(printed)
         assert hit["text_chars"] == len(HUGE)
-        assert len(hit["text"]) == CHUNK_TEXT_CHARS
+        assert hit["text"] == excerpt(HUGE)
+
+
+@pytest.mark.parametrize("mode", ["vector", "text", "hybrid"])
+def test_search_reads_only_the_start_of_a_huge_chunk(huge_chunk, rag_bridge, mode):
+    async def run():
+        return await service_for(rag_config()).search("krill", k=1, mode=mode)
+
+    (hit,) = rag_bridge.run(run())
+    assert hit.text == HUGE[:CHUNK_TEXT_CHARS]
+    assert hit.text_chars == len(HUGE)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import inspect
 import io
 import json
 
@@ -10,11 +11,12 @@ from django.core.management import call_command
 from django.urls import reverse
 
 from devtools import pdf_factory
+from documents import ingestion
 from documents.highlight import highlight
 from documents.ingestion import rag_config
 from documents.models import Document
-from rag.search import SearchHit, reciprocal_rank_fusion
-from rag.service import service_for
+from rag.search import SearchFilters, SearchHit, reciprocal_rank_fusion
+from rag.service import RAGService, service_for
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -65,8 +67,24 @@ def test_full_text_matches_stemmed_words_and_needs_no_exact_phrase(rag_bridge, i
 
 
 def test_search_can_be_limited_to_documents(rag_bridge, indexed):
-    hits = search(rag_bridge, "income tax", k=3, mode="hybrid", document_ids=[indexed["pdf"]])
+    only_pdf = SearchFilters(document_ids=[indexed["pdf"]])
+    hits = search(rag_bridge, "income tax", k=3, mode="hybrid", filters=only_pdf)
     assert {h.document_id for h in hits} == {indexed["pdf"]}
+
+
+def test_documents_are_chosen_by_filters_alone():
+    """One way to limit a search, from the service up to the Django side's entry points."""
+    for function in (RAGService.search, ingestion.search, ingestion.search_async):
+        parameters = inspect.signature(function).parameters
+        assert "filters" in parameters and "document_ids" not in parameters, function
+
+
+def test_search_command_limits_hits_to_the_given_documents(indexed):
+    out = io.StringIO()
+    call_command(
+        "search", "income tax", "-k", "3", "--document", str(indexed["pdf"]), "--json", stdout=out
+    )
+    assert {hit["document_id"] for hit in json.loads(out.getvalue())} == {indexed["pdf"]}
 
 
 def test_empty_queries_and_unknown_modes(rag_bridge, indexed):

@@ -9,7 +9,7 @@ from typing import Any
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
 from documents import ingestion
-from documents.highlight import CHUNK_TEXT_CHARS
+from documents.highlight import CHUNK_TEXT_CHARS, excerpt
 
 
 class Command(BaseCommand):
@@ -31,20 +31,20 @@ class Command(BaseCommand):
         parser.add_argument(
             "--json",
             action="store_true",
-            help=f"Print the hits as JSON (each hit's text cut at {CHUNK_TEXT_CHARS} characters; "
-            "text_chars gives its full length).",
+            help=f"Print the hits as JSON (each hit's text cut after {CHUNK_TEXT_CHARS} "
+            "characters, saying how many more there are; text_chars gives its full length).",
         )
 
     def handle(self, *args: Any, **options: Any) -> None:
         if options["k"] < 1:
             raise CommandError("-k must be at least 1.")
+        filters = ingestion.SearchFilters(document_ids=options["document"])
         hits = ingestion.search(
-            options["query"], k=options["k"], mode=options["mode"], document_ids=options["document"]
+            options["query"], k=options["k"], mode=options["mode"], filters=filters
         )
         for hit in hits:
             # Never more than an excerpt of a chunk (see documents.highlight).
-            hit["text_chars"] = len(hit["text"])
-            hit["text"] = hit["text"][:CHUNK_TEXT_CHARS]
+            hit["text"] = excerpt(hit["text"], total=hit["text_chars"])
         if options["json"]:
             self.stdout.write(json.dumps(hits, indent=2, ensure_ascii=False))
             return

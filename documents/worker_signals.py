@@ -1,5 +1,5 @@
-"""Celery worker signals: refuse to start with an unsupported pool or a mismatched embedder;
-close the bridge's loops on shutdown."""
+"""Celery worker signals: refuse to start with an unsupported pool, a mismatched embedder or
+OCR that cannot run; close the bridge's loops on shutdown."""
 
 from __future__ import annotations
 
@@ -53,9 +53,25 @@ def refuse_mismatched_embedder(**_kwargs: Any) -> None:
         raise SystemExit(message)
 
 
+def refuse_unusable_ocr(**_kwargs: Any) -> None:
+    """Stop a worker whose OCR settings cannot work (a language pack not installed), rather
+    than fail documents one by one."""
+    import django
+
+    django.setup()
+    from documents.ingestion import ocr_problem
+
+    problem = ocr_problem()
+    if problem:
+        logger.critical(problem)
+        raise SystemExit(problem)
+
+
 def check_worker_can_start(sender: Any = None, **kwargs: Any) -> None:
-    """worker_init: the pool must be supported and the embedder must fit the database."""
+    """worker_init: the pool must be supported, the embedder must fit the database, and OCR
+    must be able to run."""
     refuse_unsupported_pool(sender=sender, **kwargs)
+    refuse_unusable_ocr()
     refuse_mismatched_embedder()
 
 

@@ -19,6 +19,7 @@ from django_celery_results.models import TaskResult
 from kombu.exceptions import OperationalError as BrokerError
 
 from documents import admin_views, ingestion, presenters, runs, selectors, services
+from documents.admin_filters import OcrFilter
 from documents.forms import SearchForm
 from documents.highlight import excerpt, highlight
 from documents.models import Chunk, Document
@@ -71,7 +72,7 @@ class StaleFilter(FlagFilter):
 class DocumentAdmin(admin.ModelAdmin):
     """Documents: list with live progress, upload many PDFs, reingest, and inspect results."""
 
-    list_filter = ("status", StuckFilter, StaleFilter, "error_code", "embedder")
+    list_filter = ("status", StuckFilter, StaleFilter, OcrFilter, "error_code", "embedder")
     search_fields = ("title", "=sha256")
     ordering = ("-created_at",)
     actions = ("reingest",)
@@ -87,6 +88,7 @@ class DocumentAdmin(admin.ModelAdmin):
                     "sha256",
                     "size_display",
                     "pages_display",
+                    "page_sources_display",
                     "chunks_display",
                     "embedder",
                 )
@@ -143,6 +145,10 @@ class DocumentAdmin(admin.ModelAdmin):
     @admin.display(description="pages", ordering="page_count")
     def pages_display(self, obj: Document) -> SafeString:
         return presenters.refreshable(f"doc-{obj.pk}-pages", obj.page_count or "–")
+
+    @admin.display(description="pages read by")
+    def page_sources_display(self, obj: Document) -> str:
+        return presenters.page_sources_label(obj.page_sources)
 
     @admin.display(description="chunks", ordering="chunk_count")
     def chunks_display(self, obj: Document) -> SafeString:
@@ -302,6 +308,7 @@ class DocumentAdmin(admin.ModelAdmin):
                     + f"?pdf_page={hit['page_start']}"
                 )
                 hit["snippet"] = highlight(hit["text"], query)
+                hit["ocr_label"] = presenters.ocr_label(hit["ocr"], hit["ocr_confidence"])
         context = admin_views.admin_context(
             self, request, title="Search documents", form=form, hits=hits
         )
@@ -359,8 +366,8 @@ class IngestTaskResultAdmin(TaskResultAdmin):
 class ChunkAdmin(admin.ModelAdmin):
     """Chunks are written by ingestion only: browse them, never edit them."""
 
-    list_display = ("document", "ordinal", "pages", "token_count", "text_start")
-    list_filter = ("embedder",)
+    list_display = ("document", "ordinal", "pages", "token_count", "source", "text_start")
+    list_filter = ("embedder", "ocr")
     list_select_related = ("document",)
     search_fields = ("text",)
     ordering = ("document", "ordinal")
@@ -372,6 +379,7 @@ class ChunkAdmin(admin.ModelAdmin):
         "page_end",
         "token_count",
         "embedder",
+        "source",
         "text_excerpt",
     )
 
@@ -381,6 +389,10 @@ class ChunkAdmin(admin.ModelAdmin):
     @admin.display(description="pages", ordering="page_start")
     def pages(self, obj: Chunk) -> str:
         return presenters.pages_label(obj.page_start, obj.page_end)
+
+    @admin.display(description="source", ordering="ocr")
+    def source(self, obj: Chunk) -> str:
+        return presenters.ocr_label(obj.ocr, obj.ocr_confidence) or "text layer"
 
     @admin.display(description="text")
     def text_start(self, obj: Chunk) -> str:

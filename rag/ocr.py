@@ -99,7 +99,8 @@ def render_scale(width_pt: float, height_pt: float, *, dpi: int, max_pixels: int
     scale = dpi / POINTS_PER_INCH
     area = max(width_pt, 0.0) * max(height_pt, 0.0)
     if area * scale * scale > max_pixels:
-        scale = math.sqrt(max_pixels / area)
+        # A little under the exact root: rounding of the pixel sizes must not cross the cap.
+        scale = math.sqrt(max_pixels / area) * 0.999
         if scale * POINTS_PER_INCH < MIN_DPI:
             min_scale = MIN_DPI / POINTS_PER_INCH
             raise OcrSkipped(

@@ -24,6 +24,10 @@ class SearchHit:
     page_end: int
     score: float
     text: str
+    ocr: bool = False
+    """Whether any of the chunk's text was read by OCR (it may hold recognition errors)."""
+    ocr_confidence: float | None = None
+    """Mean OCR confidence (0-100) of its OCR'd words."""
 
 
 def _hit_columns():
@@ -34,6 +38,8 @@ def _hit_columns():
         ChunkRow.page_start,
         ChunkRow.page_end,
         ChunkRow.text,
+        ChunkRow.ocr,
+        ChunkRow.ocr_confidence,
     )
 
 
@@ -46,6 +52,8 @@ def _hit(row, score: float) -> SearchHit:
         page_end=row.page_end,
         score=float(score),
         text=row.text,
+        ocr=row.ocr,
+        ocr_confidence=row.ocr_confidence,
     )
 
 
@@ -118,7 +126,8 @@ async def _text_hits(
     if any_word:
         tsquery = f"replace({tsquery}::text, '&', '|')::tsquery"
     statement = text(
-        "SELECT c.id, c.document_id, d.title, c.page_start, c.page_end, c.text, "
+        "SELECT c.id, c.document_id, d.title, c.page_start, c.page_end, c.text, c.ocr, "
+        "c.ocr_confidence, "
         "ts_rank_cd(c.search_vector, q.query) AS score "
         "FROM documents_chunk c JOIN documents_document d ON d.id = c.document_id, "
         f"(SELECT {tsquery} AS query) q "

@@ -148,19 +148,24 @@ class PageSources:
         self._pdfium_failed = ""
         self._engine: Any = None
         self._pypdf: PdfDocument | None = None
+        exc_message = ""
         try:
             self._pypdf = PdfDocument(io.BytesIO(data), max_pages=max_pages)
         except CorruptPdfError as exc:
             pdfium = self._open_pdfium()
             if pdfium is None:
                 raise
-            logger.warning("pypdf cannot open the file (%s); PDFium reads it", exc.message)
+            exc_message = exc.message
+            logger.warning("pypdf cannot open the file (%s); PDFium reads it", exc_message)
             if len(pdfium) > max_pages:
                 raise TooLargeError(
                     f"The PDF has {len(pdfium)} pages; the limit is {max_pages} (RAG_MAX_PAGES)."
                 ) from exc
         self.page_count = self._pypdf.page_count if self._pypdf else len(self._pdfium)
         self.stats = self._pypdf.stats if self._pypdf else ExtractionStats()
+        if self._pypdf is None:
+            # Pages nothing reads count as failed with this cause: the file is corrupt.
+            self.stats.first_failure = f"pypdf: {exc_message}"
 
     def _open_pdfium(self) -> Any:
         """PDFium's view of the file, opened once; None when PDFium cannot open it either."""
@@ -196,11 +201,12 @@ class PageSources:
             pypdf_failed = True
         if pypdf_failed:
             text, source = self._pdfium_text(index), SOURCE_PDFIUM
-            if text and self._pypdf is not None:
-                self.stats.failed_pages.remove(number)  # read after all
+            if text:
                 self.stats.pages_with_text += 1
-            elif text:
-                self.stats.pages_with_text += 1
+                if self._pypdf is not None:
+                    self.stats.failed_pages.remove(number)  # read after all
+            elif self._pypdf is None:
+                self.stats.failed_pages.append(number)  # unless OCR reads it
         result = PageRead(page=Page(number=number, text=text, source=source))
         result.parse_seconds = time.perf_counter() - started
         return result

@@ -13,8 +13,9 @@ and an image file per page (measured here: 2.0-2.8 s against 3.8 s per page at 3
 thread each). One engine is made per reader process and reused for every page. A page that
 takes longer than ``RAGConfig.ocr_page_seconds`` is cancelled by Tesseract itself and skipped.
 
-Only the page reader's child process imports this module (``rag.page_reader``), and the
-worker's start-up check (:func:`language_problem`).
+Tesseract and PDFium are loaded only where a page is rendered or read: in the page reader's
+child process (``rag.page_sources``), never in the worker's own process, whose start-up check
+(:func:`language_problem`) only looks for the language files.
 """
 
 from __future__ import annotations
@@ -36,6 +37,10 @@ POINTS_PER_INCH = 72
 MIN_DPI = 100
 # Tesseract refuses images this small in either dimension (and they hold no text worth reading).
 MIN_IMAGE_SIDE = 16
+# Tesseract's adaptive (Sauvola) binarisation instead of its global Otsu threshold: on pages
+# degraded like a cheap scan (150 dpi, rotated, speckled, blurred) it found 0.976 of the words
+# against 0.913, for about 10% more time, and the same on clean pages (0.983 against 0.986).
+THRESHOLDING_SAUVOLA = 2
 # Where Debian's tesseract-ocr-<lang> packages put their models (tesserocr's wheel knows none).
 DEBIAN_TESSDATA = "/usr/share/tesseract-ocr/5/tessdata"
 
@@ -125,6 +130,7 @@ class OcrEngine:
         self._api = tesserocr.PyTessBaseAPI(
             path=tessdata_dir(tessdata), lang=languages, psm=tesserocr.PSM.AUTO
         )
+        self._api.SetVariable("thresholding_method", str(THRESHOLDING_SAUVOLA))
         self._timeout_ms = max(1, int(page_seconds * 1000))
         self.page_seconds = page_seconds
 

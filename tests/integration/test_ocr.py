@@ -18,10 +18,18 @@ from django_celery_results.models import TaskResult
 from devtools.scans import scanned_text_pdf
 from documents import ingestion, intake, services
 from documents.models import Chunk, Document
+from rag.ocr import installed_languages, tessdata_dir
 from tests import pdf_factory
 from tests.conftest import TEST_QUEUE
 
-pytestmark = [pytest.mark.integration, pytest.mark.django_db(transaction=True)]
+pytestmark = [
+    pytest.mark.integration,
+    pytest.mark.django_db(transaction=True),
+    pytest.mark.skipif(
+        "eng" not in installed_languages(tessdata_dir("")),
+        reason="Tesseract's English model is not installed (tesseract-ocr-eng)",
+    ),
+]
 
 ROOT = Path(__file__).resolve().parents[2]
 LINES = [

@@ -23,6 +23,12 @@ from rag.page_sources import (
 from rag.parsing import SOURCE_OCR, SOURCE_PDFIUM, SOURCE_PYPDF, Page
 from tests import pdf_factory
 
+# Tesseract's English model (Debian's tesseract-ocr-eng, installed by scripts/setup.sh).
+needs_tesseract = pytest.mark.skipif(
+    "eng" not in ocr.installed_languages(ocr.tessdata_dir("")),
+    reason="Tesseract's English model is not installed (tesseract-ocr-eng)",
+)
+
 WORDS = ["Invoice 4471 from Quillfeather Logistics", "The zephyr shipment arrived on Tuesday."]
 PROSE = "The committee approved the budget for the new library after a long debate. " * 3
 
@@ -90,6 +96,7 @@ def test_a_page_that_fits_only_under_100_dpi_is_skipped_with_the_reason():
 # --- OCR of a scan made here ------------------------------------------------------------------
 
 
+@needs_tesseract
 def test_a_scanned_page_is_read_by_ocr_with_its_confidence():
     pdf = read_all(scanned_text_pdf(WORDS))
     (read,) = pdf.pages
@@ -101,6 +108,7 @@ def test_a_scanned_page_is_read_by_ocr_with_its_confidence():
     assert pdf.stats.page_sources == {"ocr": 1}
 
 
+@needs_tesseract
 def test_ocr_off_leaves_a_scan_without_text_and_force_reads_a_text_page():
     (off,) = read_all(scanned_text_pdf(WORDS), mode="off").pages
     assert off.page.text == "" and off.ocr_seconds == 0
@@ -114,6 +122,7 @@ def test_a_text_page_is_not_ocrd_in_auto():
     assert read.page.source == SOURCE_PYPDF and read.ocr_seconds == 0
 
 
+@needs_tesseract
 @pytest.mark.parametrize("make", [pdf_factory.corrupt_image_pdf, pdf_factory.two_pixel_image_pdf])
 def test_a_bad_image_yields_no_text_and_no_error(make):
     pdf = read_all(make())
@@ -134,6 +143,7 @@ def test_an_enormous_page_is_skipped_with_the_reason_in_the_no_text_error():
     assert "RAG_OCR_MAX_PIXELS" in error.message
 
 
+@needs_tesseract
 def test_recognition_over_its_budget_skips_the_page():
     pdf = read_all(scanned_text_pdf(WORDS * 20), page_seconds=0.001)
     assert pdf.pages[0].page.text == ""
@@ -163,6 +173,7 @@ def test_pdfium_reads_pages_whose_streams_pypdf_cannot_decode(corpus):
 # --- through the reader process, into chunks --------------------------------------------------
 
 
+@needs_tesseract
 def test_the_reader_process_passes_ocr_pages_and_their_seconds():
     config = RAGConfig(database_url="postgresql+psycopg:///unused")
 
@@ -197,6 +208,7 @@ def test_chunks_record_ocr_and_the_mean_confidence_of_their_words():
 # --- languages --------------------------------------------------------------------------------
 
 
+@needs_tesseract
 def test_installed_languages_pass_and_a_missing_one_is_named_with_its_package():
     assert ocr.language_problem("eng", "") is None
     problem = ocr.language_problem("eng+xyz", "")

@@ -332,6 +332,18 @@ def _emit(out: io.TextIOBase, message: dict) -> None:
     out.flush()
 
 
+def _too_large(out: io.TextIOBase, page: Page, max_page_chars: int) -> bool:
+    """Report a page over ``max_page_chars`` (the document fails); whether it was."""
+    if len(page.text) <= max_page_chars:
+        return False
+    message = (
+        f"Page {page.number} holds {len(page.text):,} characters of text; the limit "
+        f"is {max_page_chars:,} (RAG_MAX_PAGE_CHARS)."
+    )
+    _emit(out, {"error": TooLargeError.__name__, "message": message})
+    return True
+
+
 def main(argv: list[str]) -> int:
     """The child: PDF bytes on stdin, JSON lines on stdout (see the module docstring)."""
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
@@ -350,21 +362,18 @@ def main(argv: list[str]) -> int:
     _emit(out, {"pages": pdf.page_count, "seconds": time.perf_counter() - started})
     for index in range(pdf.page_count):
         read = pdf.read_text(index)
+        if _too_large(out, read.page, max_page_chars):
+            return 0
         reason = pdf.ocr_reason(read)
         if reason:
             # The parent now allows the step OCR's budget instead of parsing's.
             _emit(out, {"ocr": index + 1, "reason": reason, "seconds": read.parse_seconds})
             read.parse_seconds = 0.0  # counted
             pdf.ocr(read, reason)
+            if _too_large(out, read.page, max_page_chars):
+                return 0
         pdf.count(read)
         page = read.page
-        if len(page.text) > max_page_chars:
-            message = (
-                f"Page {page.number} holds {len(page.text):,} characters of text; the limit "
-                f"is {max_page_chars:,} (RAG_MAX_PAGE_CHARS)."
-            )
-            _emit(out, {"error": TooLargeError.__name__, "message": message})
-            return 0
         _emit(
             out,
             {

@@ -48,8 +48,10 @@ BAD_CHAR_SHARE = 0.2
 # Cyrillic and Thaana letters is a font's glyph codes, not a language). Real text of any
 # language is mostly one script family (with some Latin).
 DOMINANT_SCRIPT_SHARE = 0.5
-# Garbage is only judged on text at least this long (a few symbols prove nothing).
+# Garbage is only judged on text at least this long (a few symbols prove nothing), and on its
+# first characters only (a page may hold megabytes; its start tells as much).
 MIN_JUDGED_CHARS = 20
+JUDGED_CHARS = 20_000
 # Script families: Japanese mixes three scripts, Korean may mix Hangul with Han characters.
 _SCRIPT_FAMILY = {"HIRAGANA": "CJK", "KATAKANA": "CJK", "HANGUL": "CJK", "IDEOGRAPHIC": "CJK"}
 THIN_REASON = "thin text layer over images"
@@ -88,7 +90,7 @@ def _script_family(char: str) -> str:
 def is_garbage(text: str) -> bool:
     """Whether a text layer is mostly replacement or unmapped characters, or a soup of scripts
     (see :data:`BAD_CHAR_SHARE` and :data:`DOMINANT_SCRIPT_SHARE`)."""
-    visible = [char for char in text if not char.isspace()]
+    visible = [char for char in text[:JUDGED_CHARS] if not char.isspace()]
     if len(visible) < MIN_JUDGED_CHARS:
         return False
     bad = sum(

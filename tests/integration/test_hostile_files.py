@@ -16,7 +16,7 @@ import pytest
 from django.conf import settings
 from django.db.models.functions import Length
 
-from documents import services
+from documents import intake, services
 from documents.models import Chunk, Document
 from tests import pdf_factory
 from tests.integration.conftest import private_worker
@@ -28,7 +28,7 @@ MB = 2**20
 
 def add_document(data: bytes, name: str) -> int:
     """Create a document from bytes and queue it (published at once: autocommit)."""
-    outcome = services.document_create(file=io.BytesIO(data), name=name, size=len(data))
+    outcome = intake.document_create(file=io.BytesIO(data), name=name, size=len(data))
     services.document_ingest_enqueue(document_ids=[outcome.document.pk])
     return outcome.document.pk
 

@@ -5,6 +5,7 @@ installed languages."""
 from __future__ import annotations
 
 import asyncio
+import time
 
 import pytest
 
@@ -215,3 +216,10 @@ def test_installed_languages_pass_and_a_missing_one_is_named_with_its_package():
     assert "OCR language(s) xyz (RAG_OCR_LANGUAGES=eng+xyz) not installed" in problem
     assert "tesseract-ocr-xyz" in problem
     assert "not installed" in ocr.language_problem("eng", "/nonexistent")
+
+
+def test_garbage_is_judged_on_the_start_of_a_page_whatever_its_length():
+    huge = "\ue000" * 20_000 + "plain words " * 2_000_000  # 24 M characters
+    started = time.perf_counter()
+    assert is_garbage(huge)
+    assert time.perf_counter() - started < 1.0

@@ -46,6 +46,7 @@ __all__ = [
     "TransientIngestError",
     "current_embedder",
     "embedder_mismatch",
+    "ocr_mode_problem",
     "ocr_problem",
     "ingest_document",
     "looks_like_pdf",
@@ -164,11 +165,19 @@ def embedder_mismatch() -> str | None:
     return store.dimension_mismatch(row and row[0], embedder=name, dimensions=dimensions)
 
 
+def ocr_mode_problem() -> str | None:
+    """Why ``RAG_OCR`` is not a mode, or None."""
+    if settings.RAG_OCR not in OCR_MODES:
+        return f"RAG_OCR={settings.RAG_OCR!r}: expected one of {', '.join(OCR_MODES)}."
+    return None
+
+
 def ocr_problem() -> str | None:
     """Why OCR cannot run as configured (a mode that does not exist, a language not
     installed), or None. Asked when a worker starts: never discovered mid-task."""
-    if settings.RAG_OCR not in OCR_MODES:
-        return f"RAG_OCR={settings.RAG_OCR!r}: expected one of {', '.join(OCR_MODES)}."
+    problem = ocr_mode_problem()
+    if problem:
+        return problem
     if settings.RAG_OCR == "off":
         return None
     return language_problem(settings.RAG_OCR_LANGUAGES, settings.RAG_OCR_TESSDATA)

@@ -155,7 +155,7 @@ class PageSources:
             self._pypdf = PdfDocument(io.BytesIO(data), max_pages=max_pages)
         except CorruptPdfError as exc:
             pdfium = self._open_pdfium()
-            if pdfium is None:
+            if pdfium is None or len(pdfium) == 0:
                 raise
             exc_message = exc.message
             logger.warning("pypdf cannot open the file (%s); PDFium reads it", exc_message)

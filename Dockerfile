@@ -13,6 +13,12 @@ ENV PYTHONDONTWRITEBYTECODE=1 \
 
 WORKDIR /app
 
+# OCR: Tesseract's English model and the OpenMP runtime libtesseract (from the tesserocr wheel)
+# links. More languages: add tesseract-ocr-<lang> here and set RAG_OCR_LANGUAGES.
+RUN apt-get update \
+    && apt-get install -y --no-install-recommends tesseract-ocr tesseract-ocr-eng libgomp1 \
+    && rm -rf /var/lib/apt/lists/*
+
 # torch first, from the CPU-only index: the default wheel pulls in gigabytes of CUDA libraries
 # that a CPU-only image never uses. requirements.txt pins the same version, so the next step
 # keeps this build instead of replacing it. Its own layer keeps it cached when requirements change.

@@ -20,6 +20,7 @@ from kombu.exceptions import OperationalError as BrokerError
 
 from documents import admin_views, ingestion, presenters, runs, selectors, services
 from documents.admin_api_keys import ApiKeyAdmin
+from documents.admin_filters import OcrFilter, StaleFilter, StuckFilter
 from documents.forms import SearchForm
 from documents.highlight import excerpt, highlight
 from documents.models import Chunk, Document
@@ -31,50 +32,19 @@ __all__ = ["ApiKeyAdmin", "ChunkAdmin", "DocumentAdmin"]
 CHUNK_PREVIEW = 10
 
 
-class FlagFilter(admin.SimpleListFilter):
-    """A filter with one choice: the documents a selector flags."""
-
-    label = ""
-
-    def lookups(self, request: HttpRequest, model_admin: Any) -> list[tuple[str, str]]:
-        return [("yes", self.label)]
-
-    def queryset(self, request: HttpRequest, queryset: QuerySet[Document]) -> QuerySet[Document]:
-        if self.value() == "yes":
-            return queryset.filter(pk__in=self.flagged().values("pk"))
-        return queryset
-
-    def flagged(self) -> QuerySet[Document]:
-        raise NotImplementedError
-
-
-class StuckFilter(FlagFilter):
-    """Queued or processing for longer than RAG_STUCK_AFTER_SECONDS: a lost message or worker."""
-
-    title = "stuck"
-    parameter_name = "stuck"
-    label = "Stuck (queued or processing too long)"
-
-    def flagged(self) -> QuerySet[Document]:
-        return selectors.stuck_documents(older_than=selectors.stuck_after())
-
-
-class StaleFilter(FlagFilter):
-    """Ready documents embedded by another model than the one configured now."""
-
-    title = "embedding"
-    parameter_name = "stale"
-    label = "Stale (embedded by another model)"
-
-    def flagged(self) -> QuerySet[Document]:
-        return selectors.stale_documents()
-
-
 @admin.register(Document)
 class DocumentAdmin(admin.ModelAdmin):
     """Documents: list with live progress, upload many PDFs, reingest, and inspect results."""
 
-    list_filter = ("status", "collection", StuckFilter, StaleFilter, "error_code", "embedder")
+    list_filter = (
+        "status",
+        "collection",
+        StuckFilter,
+        StaleFilter,
+        OcrFilter,
+        "error_code",
+        "embedder",
+    )
     search_fields = ("title", "=sha256")
     ordering = ("-created_at",)
     actions = ("reingest",)
@@ -90,6 +60,7 @@ class DocumentAdmin(admin.ModelAdmin):
                     "sha256",
                     "size_display",
                     "pages_display",
+                    "page_sources_display",
                     "chunks_display",
                     "embedder",
                 )
@@ -154,6 +125,10 @@ class DocumentAdmin(admin.ModelAdmin):
     @admin.display(description="pages", ordering="page_count")
     def pages_display(self, obj: Document) -> SafeString:
         return presenters.refreshable(f"doc-{obj.pk}-pages", obj.page_count or "–")
+
+    @admin.display(description="pages read by")
+    def page_sources_display(self, obj: Document) -> str:
+        return presenters.page_sources_label(obj.page_sources)
 
     @admin.display(description="chunks", ordering="chunk_count")
     def chunks_display(self, obj: Document) -> SafeString:
@@ -312,6 +287,7 @@ class DocumentAdmin(admin.ModelAdmin):
                     + f"?pdf_page={hit['page_start']}"
                 )
                 hit["snippet"] = highlight(hit["text"], query)
+                hit["ocr_label"] = presenters.ocr_label(hit["ocr"], hit["ocr_confidence"])
         context = admin_views.admin_context(
             self, request, title="Search documents", form=form, hits=hits
         )
@@ -369,8 +345,8 @@ class IngestTaskResultAdmin(TaskResultAdmin):
 class ChunkAdmin(admin.ModelAdmin):
     """Chunks are written by ingestion only: browse them, never edit them."""
 
-    list_display = ("document", "ordinal", "pages", "token_count", "text_start")
-    list_filter = ("embedder",)
+    list_display = ("document", "ordinal", "pages", "token_count", "source", "text_start")
+    list_filter = ("embedder", "ocr")
     list_select_related = ("document",)
     search_fields = ("text",)
     ordering = ("document", "ordinal")
@@ -382,6 +358,7 @@ class ChunkAdmin(admin.ModelAdmin):
         "page_end",
         "token_count",
         "embedder",
+        "source",
         "text_excerpt",
     )
 
@@ -391,6 +368,10 @@ class ChunkAdmin(admin.ModelAdmin):
     @admin.display(description="pages", ordering="page_start")
     def pages(self, obj: Chunk) -> str:
         return presenters.pages_label(obj.page_start, obj.page_end)
+
+    @admin.display(description="source", ordering="ocr")
+    def source(self, obj: Chunk) -> str:
+        return presenters.ocr_label(obj.ocr, obj.ocr_confidence) or "text layer"
 
     @admin.display(description="text")
     def text_start(self, obj: Chunk) -> str:

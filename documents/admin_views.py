@@ -291,6 +291,7 @@ def chunks_view(model_admin: DocumentAdmin, request: HttpRequest, object_id: str
         {
             "chunk": chunk,
             "pages": presenters.pages_label(chunk.page_start, chunk.page_end),
+            "source": presenters.ocr_label(chunk.ocr, chunk.ocr_confidence),
             "text": shown(chunk),
         }
         for chunk in page.object_list
@@ -304,6 +305,7 @@ def chunks_view(model_admin: DocumentAdmin, request: HttpRequest, object_id: str
         request,
         title=f"Chunks of “{document.title}”",
         document=document,
+        page_sources=presenters.page_sources_label(document.page_sources),
         document_url=reverse("admin:documents_document_change", args=[document.pk]),
         live=presenters.live_status(document, stuck_after=selectors.stuck_after()),
         page=page,

@@ -75,3 +75,13 @@ def storage_usable(app_configs: Any = None, **kwargs: Any) -> list:
 
     problem = storage_problem()
     return [Error(problem, id="documents.E005")] if problem else []
+
+
+@register()
+def ocr_mode_valid(app_configs: Any = None, **kwargs: Any) -> list:
+    """Refuse a RAG_OCR that is not a mode, in every process (search builds the same
+    configuration); the languages are a worker's concern, checked when one starts."""
+    from documents import ingestion
+
+    problem = ingestion.ocr_mode_problem()
+    return [Error(problem, id="documents.E006")] if problem else []

@@ -32,6 +32,8 @@ from rag.errors import (
     StoredFileMissingError,
     TransientIngestError,
 )
+from rag.ocr import language_problem
+from rag.page_sources import OCR_MODES
 from rag.parsing import HEADER_SEARCH_BYTES as PDF_HEADER_BYTES
 from rag.parsing import looks_like_pdf
 from rag.search import NO_FILTERS, SearchFilters
@@ -59,6 +61,8 @@ __all__ = [
     "TransientIngestError",
     "current_embedder",
     "embedder_mismatch",
+    "ocr_mode_problem",
+    "ocr_problem",
     "ingest_document",
     "looks_like_pdf",
     "rag_config",
@@ -107,6 +111,14 @@ def rag_config() -> RAGConfig:
         parse_page_seconds=settings.RAG_PARSE_PAGE_SECONDS,
         parse_base_seconds=settings.RAG_PARSE_BASE_SECONDS,
         parse_seconds_per_page=settings.RAG_PARSE_SECONDS_PER_PAGE,
+        ocr=settings.RAG_OCR,
+        ocr_languages=settings.RAG_OCR_LANGUAGES,
+        ocr_tessdata=settings.RAG_OCR_TESSDATA,
+        ocr_dpi=settings.RAG_OCR_DPI,
+        ocr_max_pixels=settings.RAG_OCR_MAX_PIXELS,
+        ocr_page_seconds=settings.RAG_OCR_PAGE_SECONDS,
+        ocr_seconds_per_page=settings.RAG_OCR_SECONDS_PER_PAGE,
+        ocr_threads=settings.RAG_OCR_THREADS,
         hnsw_ef_search=settings.RAG_HNSW_EF_SEARCH,
         hit_text_chars=CHUNK_TEXT_CHARS,
     )
@@ -215,6 +227,24 @@ def embedder_mismatch() -> str | None:
         row = cursor.fetchone()
     name, dimensions = current_embedder()
     return store.dimension_mismatch(row and row[0], embedder=name, dimensions=dimensions)
+
+
+def ocr_mode_problem() -> str | None:
+    """Why ``RAG_OCR`` is not a mode, or None."""
+    if settings.RAG_OCR not in OCR_MODES:
+        return f"RAG_OCR={settings.RAG_OCR!r}: expected one of {', '.join(OCR_MODES)}."
+    return None
+
+
+def ocr_problem() -> str | None:
+    """Why OCR cannot run as configured (a mode that does not exist, a language not
+    installed), or None. Asked when a worker starts: never discovered mid-task."""
+    problem = ocr_mode_problem()
+    if problem:
+        return problem
+    if settings.RAG_OCR == "off":
+        return None
+    return language_problem(settings.RAG_OCR_LANGUAGES, settings.RAG_OCR_TESSDATA)
 
 
 def shutdown() -> None:

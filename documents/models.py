@@ -126,6 +126,13 @@ class Document(models.Model):
     ingested_at = models.DateTimeField(
         "ingested", null=True, blank=True, help_text="When the current chunks were written."
     )
+    page_sources = models.JSONField(
+        "page sources",
+        default=dict,
+        blank=True,
+        help_text='Pages whose text came from each reader: {"pypdf": 10, "pdfium": 1, "ocr": 2} '
+        "(pypdf's text layer, PDFium's for pages pypdf cannot read, or OCR).",
+    )
 
     class Meta:
         ordering = ["-created_at"]
@@ -155,6 +162,15 @@ class Chunk(models.Model):
     page_end = models.IntegerField("last page", help_text="Page where the text ends (1-based).")
     text = models.TextField("text", help_text="The chunk's normalised text.")
     token_count = models.IntegerField("tokens", help_text="Length in the embedder's tokens.")
+    ocr = models.BooleanField(
+        "OCR", default=False, help_text="Whether any of the text was read by OCR from an image."
+    )
+    ocr_confidence = models.FloatField(
+        "OCR confidence",
+        null=True,
+        blank=True,
+        help_text="Mean Tesseract confidence (0-100) of the OCR'd words; empty without OCR.",
+    )
     embedder = models.CharField(
         "embedder", max_length=200, help_text="Model that made the embedding."
     )

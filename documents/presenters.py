@@ -37,6 +37,28 @@ def pages_label(page_start: int, page_end: int) -> str:
     return f"pp. {page_start}–{page_end}"
 
 
+# How each reader is named to people (Document.page_sources keys).
+PAGE_SOURCE_NAMES = {"pypdf": "text layer (pypdf)", "pdfium": "text layer (PDFium)", "ocr": "OCR"}
+
+
+def ocr_label(ocr: bool, confidence: float | None) -> str:
+    """ "OCR (confidence 91)" for text read by OCR, "" otherwise: such text may hold
+    recognition errors."""
+    if not ocr:
+        return ""
+    return "OCR" if confidence is None else f"OCR (confidence {confidence:.0f})"
+
+
+def page_sources_label(page_sources: dict[str, int] | None) -> str:
+    """Pages per reader: "text layer (pypdf) 10, OCR 2"."""
+    parts = [
+        f"{PAGE_SOURCE_NAMES.get(source, source)} {count}"
+        for source, count in sorted((page_sources or {}).items())
+        if count
+    ]
+    return ", ".join(parts) or "–"
+
+
 def size_label(size_bytes: int) -> str:
     """A file size for people: 512 B, 24.0 KB, 2.5 MB."""
     size = float(size_bytes)
@@ -296,12 +318,13 @@ def chunks_preview_table(chunks: list[Chunk]) -> SafeString:
     """The first chunks of a document with their pages and token counts."""
     rows = format_html_join(
         "",
-        "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
+        "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
         (
             (
                 chunk.ordinal,
                 pages_label(chunk.page_start, chunk.page_end),
                 chunk.token_count,
+                ocr_label(chunk.ocr, chunk.ocr_confidence),
                 shorten(chunk.text, TEXT_PREVIEW_CHARS),
             )
             for chunk in chunks
@@ -309,6 +332,6 @@ def chunks_preview_table(chunks: list[Chunk]) -> SafeString:
     )
     return format_html(
         '<table class="fca-chunks"><thead><tr><th>#</th><th>pages</th><th>tokens</th>'
-        "<th>text</th></tr></thead><tbody>{}</tbody></table>",
+        "<th>source</th><th>text</th></tr></thead><tbody>{}</tbody></table>",
         rows,
     )

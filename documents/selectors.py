@@ -249,6 +249,11 @@ def pages_ingested_per_hour(
     ]
 
 
+def documents_with_ocr_pages() -> QuerySet[Document]:
+    """Documents whose latest ingestion read at least one page by OCR."""
+    return Document.objects.filter(page_sources__ocr__gt=0)
+
+
 def stale_documents(*, embedder: str | None = None) -> QuerySet[Document]:
     """Ready documents whose chunks another embedder made: their vectors are in another space."""
     if embedder is None:

@@ -1,6 +1,6 @@
-"""Celery worker signals: refuse to start with an unsupported pool, a mismatched embedder or an
-unusable file storage; remove dead processes' spool files; close the bridge's loops on
-shutdown."""
+"""Celery worker signals: refuse to start with an unsupported pool, a mismatched embedder, an
+unusable file storage or OCR that cannot run; remove dead processes' spool files; close the
+bridge's loops on shutdown."""
 
 from __future__ import annotations
 
@@ -79,10 +79,25 @@ def remove_stale_spool_files(**_kwargs: Any) -> None:
     spool.remove_stale_spool_files()
 
 
+def refuse_unusable_ocr(**_kwargs: Any) -> None:
+    """Stop a worker whose OCR settings cannot work (a language pack not installed), rather
+    than fail documents one by one."""
+    import django
+
+    django.setup()
+    from documents.ingestion import ocr_problem
+
+    problem = ocr_problem()
+    if problem:
+        logger.critical(problem)
+        raise SystemExit(problem)
+
+
 def check_worker_can_start(sender: Any = None, **kwargs: Any) -> None:
-    """worker_init: the pool must be supported, the embedder must fit the database and the
-    file storage must be usable."""
+    """worker_init: the pool must be supported, the embedder must fit the database, the file
+    storage must be usable and OCR must be able to run."""
     refuse_unsupported_pool(sender=sender, **kwargs)
+    refuse_unusable_ocr()
     refuse_mismatched_embedder()
     refuse_unusable_storage()
     remove_stale_spool_files()

@@ -336,6 +336,23 @@ CACHES = {
         "TIMEOUT": None,
     },
 }
+# OCR (Tesseract) of scanned pages: "auto" reads pages whose text layer is missing, thin over
+# images, or garbage; "force" every page; "off" none. Languages are Tesseract's, joined by "+"
+# (Debian package tesseract-ocr-<lang>); a missing one stops the worker at start.
+# https://tesseract-ocr.github.io/tessdoc/Data-Files-in-different-versions.html
+RAG_OCR = os.environ.get("RAG_OCR", "auto")
+RAG_OCR_LANGUAGES = os.environ.get("RAG_OCR_LANGUAGES", "eng")
+RAG_OCR_TESSDATA = os.environ.get("RAG_OCR_TESSDATA", "")
+RAG_OCR_DPI = int(os.environ.get("RAG_OCR_DPI", "300"))
+# Largest page image (pixels, one byte each); larger pages are rendered at a lower resolution,
+# and skipped when even 100 dpi would not fit.
+RAG_OCR_MAX_PIXELS = int(os.environ.get("RAG_OCR_MAX_PIXELS", "40000000"))
+# Budget of one page's recognition (over it the page is skipped), and what each OCR'd page adds
+# to the document's reading budget.
+RAG_OCR_PAGE_SECONDS = float(os.environ.get("RAG_OCR_PAGE_SECONDS", "120"))
+RAG_OCR_SECONDS_PER_PAGE = float(os.environ.get("RAG_OCR_SECONDS_PER_PAGE", "20"))
+# Tesseract's threads; 0: every core the worker may run on.
+RAG_OCR_THREADS = int(os.environ.get("RAG_OCR_THREADS", "0"))
 # Transient failures (database, network) retry with exponential backoff and jitter.
 RAG_TASK_MAX_RETRIES = int(os.environ.get("RAG_TASK_MAX_RETRIES", "5"))
 RAG_RETRY_BASE_SECONDS = float(os.environ.get("RAG_RETRY_BASE_SECONDS", "5"))

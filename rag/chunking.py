@@ -24,7 +24,7 @@ from dataclasses import dataclass
 from typing import NamedTuple
 
 from rag.config import DEFAULT_CHUNK_MAX_CHARS
-from rag.parsing import Page
+from rag.parsing import SOURCE_OCR, Page
 from rag.tokens import Tokenizer
 
 logger = logging.getLogger(__name__)
@@ -49,6 +49,10 @@ class Chunk:
     page_end: int
     text: str
     token_count: int
+    ocr: bool = False
+    """Whether any of its text was read by OCR."""
+    ocr_confidence: float | None = None
+    """Mean OCR confidence (0-100) of its OCR'd words, each word counting its page's mean."""
 
 
 class _Unit(NamedTuple):
@@ -97,6 +101,8 @@ class Chunker:
         self.max_word_chars = min(MAX_WORD_CHARS, self.max_chars // 4)
         self._long_run = re.compile(rf"\S{{{self.max_word_chars + 1},}}")
         self._page_texts: dict[int, str] = {}
+        # OCR confidence of the OCR'd pages still in use (pages of other sources are absent).
+        self._ocr_pages: dict[int, float | None] = {}
         self._units: list[_Unit] = []
         self._unit_tokens = 0
         self._unit_chars = 0
@@ -109,6 +115,8 @@ class Chunker:
         if not page.text:
             return
         self._page_texts[page.number] = page.text
+        if page.source == SOURCE_OCR:
+            self._ocr_pages[page.number] = page.ocr_confidence
         for unit in self._units_of(page):
             while self._units and (
                 self._unit_tokens + unit.tokens > self.chunk_tokens
@@ -209,6 +217,7 @@ class Chunker:
         # page being added has the highest number and is always kept).
         first_needed = self._units[0].page if self._units else max(self._page_texts)
         self._page_texts = {n: t for n, t in self._page_texts.items() if n >= first_needed}
+        self._ocr_pages = {n: c for n, c in self._ocr_pages.items() if n >= first_needed}
         return chunk
 
     def _overlap(self, units: list[_Unit]) -> list[_Unit]:
@@ -277,12 +286,16 @@ class Chunker:
         return self._new_chunk(units, text, token_count), len(units)
 
     def _new_chunk(self, units: list[_Unit], text: str, token_count: int) -> Chunk:
+        ocr_words = [self._ocr_pages[unit.page] for unit in units if unit.page in self._ocr_pages]
+        known = [value for value in ocr_words if value is not None]
         chunk = Chunk(
             ordinal=self._ordinal,
             page_start=units[0].page,
             page_end=units[-1].page,
             text=text,
             token_count=token_count,
+            ocr=bool(ocr_words),
+            ocr_confidence=round(sum(known) / len(known), 2) if known else None,
         )
         self._ordinal += 1
         return chunk

@@ -67,6 +67,23 @@ class RAGConfig:
     parse_seconds_per_page: float = 1.0
     """Budget for reading a document: at no point may reading have taken longer than
     ``parse_base_seconds`` plus ``parse_seconds_per_page`` for each page read so far."""
+    ocr: str = "auto"
+    """``auto`` (OCR pages whose text layer is missing, thin or garbage), ``force`` (every
+    page) or ``off``; see ``rag.page_sources``."""
+    ocr_languages: str = "eng"
+    """Tesseract languages, joined by ``+`` (``eng+deu``)."""
+    ocr_tessdata: str = ""
+    """Folder of Tesseract's language models; empty means ``TESSDATA_PREFIX`` or Debian's."""
+    ocr_dpi: int = 300
+    ocr_max_pixels: int = 40_000_000
+    """Largest page image rendered for OCR (8-bit grey: one byte a pixel); a larger page is
+    rendered at a lower resolution, down to 100 dpi, below which it is skipped."""
+    ocr_page_seconds: float = 120.0
+    """Budget for recognising one page; over it the page is skipped."""
+    ocr_seconds_per_page: float = 20.0
+    """Added to the document's reading budget for each page OCR'd."""
+    ocr_threads: int = 0
+    """Threads Tesseract may use (OpenMP); 0 means the cores this process may run on."""
     hnsw_ef_search: int = 80
     """Candidates the HNSW index examines per vector query (pgvector's default is 40)."""
     hit_text_chars: int | None = None
@@ -74,6 +91,8 @@ class RAGConfig:
     megabytes (written before the character cap) is never read whole; None: the whole text."""
 
     def __post_init__(self) -> None:
+        if self.ocr not in ("auto", "force", "off"):
+            raise ValueError(f"ocr={self.ocr!r}: expected auto, force or off (RAG_OCR).")
         if self.pool_size < 2:
             raise ValueError(
                 f"pool_size={self.pool_size}: the RAG service needs at least 2 connections per "

@@ -15,12 +15,19 @@ them rather than at the task's time limit). Over budget, the child is killed and
 fails as ``too_complex``. Seconds are the child's own, measured around its parsing: time the
 child waits for the consumer (a full pipe) is not counted.
 
+OCR (``rag.page_sources``, ``rag.ocr``) runs in the child too, and has a budget of its own: a
+page's recognition may take ``ocr_page_seconds`` (Tesseract stops itself there and the page is
+skipped; its rendering may take ``parse_page_seconds`` more), and each OCR'd page adds
+``ocr_seconds_per_page`` to the document's budget. Tesseract uses ``ocr_threads`` threads
+(OpenMP), by default every core the worker may run on.
+
 Protocol: the child writes ``{"ready": true}`` once started (its interpreter start is not
 parsing, so the budget starts after it); the parent then writes the PDF's bytes to the child's
 stdin and closes it; the child writes JSON lines to stdout: ``{"pages": N, "seconds": ...}``
-once opened (or ``{"error":
-<class name>, "message": ...}`` and nothing more), then ``{"page": n, "text": ..., "seconds":
-...}`` for each page in order (or an error, for a page over ``max_page_chars``), then
+once opened (or ``{"error": <class name>, "message": ...}`` and nothing more), then for each
+page in order ``{"ocr": n, "reason": ..., "seconds": ...}`` first if the page is OCR'd, and
+``{"page": n, "text": ..., "source": ..., "ocr_confidence": ..., "seconds": ...,
+"ocr_seconds": ...}`` (or an error, for a page over ``max_page_chars``), then
 ``{"stats": {...}}``. A pipe holds only a few pages, so the child reads no further ahead than
 the consumer allows.
 
@@ -28,8 +35,7 @@ A child killed by a signal (out of memory, an operator) raises :class:`ReaderCra
 which is retried like a worker that died; a child that exits otherwise before the end is a
 corrupt file.
 
-Run as ``python -m rag.page_reader MAX_PAGES MAX_PAGE_CHARS`` (by :func:`open_pdf`, never by
-hand).
+Run as ``python -m rag.page_reader SETTINGS_JSON`` (by :func:`open_pdf`, never by hand).
 """
 
 from __future__ import annotations
@@ -45,6 +51,7 @@ import sys
 import threading
 import time
 from collections.abc import AsyncIterator
+from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
@@ -58,7 +65,8 @@ from rag.errors import (
     TooComplexError,
     TooLargeError,
 )
-from rag.parsing import ExtractionStats, Page, PdfDocument, no_text_error
+from rag.page_sources import OcrSettings, PageSources
+from rag.parsing import ExtractionStats, Page, no_text_error
 
 logger = logging.getLogger(__name__)
 
@@ -88,6 +96,9 @@ class PageReader:
         self._config = config
         self.page_count = 0
         self.pages_read = 0
+        self.ocr_pages = 0
+        self.ocr_seconds = 0.0
+        self._in_ocr = False  # the child is rendering and recognising the next page
         self.stats = ExtractionStats()
         self._spent = 0.0
 
@@ -123,19 +134,36 @@ class PageReader:
         self._account(message["seconds"])
 
     async def pages(self) -> AsyncIterator[tuple[Page, float]]:
-        """Yield ``(page, seconds spent reading it)`` in page order; fill :attr:`stats` at the
-        end. Raises the child's :class:`~rag.errors.PermanentIngestError` (a page over the
-        text limit), :class:`~rag.errors.TooComplexError` over budget,
+        """Yield ``(page, seconds spent parsing it)`` in page order (OCR's seconds add up in
+        :attr:`ocr_seconds`); fill :attr:`stats` at the end. Raises the child's
+        :class:`~rag.errors.PermanentIngestError` (a page over the text limit),
+        :class:`~rag.errors.TooComplexError` over budget,
         :class:`~rag.errors.ReaderCrashedError` if the child is killed."""
         while True:
             message = await self._next_message()
+            if "ocr" in message:
+                self._account(message["seconds"])
+                self._in_ocr = True
+                continue
             if "stats" in message:
                 for name, value in message["stats"].items():
                     setattr(self.stats, name, value)
                 return
+            if message["ocr_seconds"] > self._step_limit():
+                raise self._over_page_budget()
+            self._in_ocr = False
             self.pages_read += 1
-            self._account(message["seconds"])
-            yield Page(number=message["page"], text=message["text"]), message["seconds"]
+            if message["ocr_seconds"]:
+                self.ocr_pages += 1
+                self.ocr_seconds += message["ocr_seconds"]
+            self._account(message["seconds"], message["ocr_seconds"])
+            page = Page(
+                number=message["page"],
+                text=message["text"],
+                source=message["source"],
+                ocr_confidence=message["ocr_confidence"],
+            )
+            yield page, message["seconds"]
 
     def no_text_error(self) -> CorruptPdfError | NoTextError:
         """The error that explains why no text came out of the whole document."""
@@ -145,11 +173,24 @@ class PageReader:
         """Seconds reading may have taken once the step under way (open, or the next page)
         ends: the document's budget for the pages read by then."""
         config = self._config
-        return config.parse_base_seconds + config.parse_seconds_per_page * (self.pages_read + 1)
+        ocr_pages = self.ocr_pages + self._in_ocr
+        return (
+            config.parse_base_seconds
+            + config.parse_seconds_per_page * (self.pages_read + 1)
+            + config.ocr_seconds_per_page * ocr_pages
+        )
 
-    def _account(self, seconds: float) -> None:
+    def _step_limit(self) -> float:
+        """Longest the step under way may take: parsing a page, or rendering (as long as
+        parsing may take) and recognising it."""
+        config = self._config
+        if self._in_ocr:
+            return config.parse_page_seconds + config.ocr_page_seconds
+        return config.parse_page_seconds
+
+    def _account(self, seconds: float, ocr_seconds: float = 0.0) -> None:
         """Count a finished step's seconds (as the child measured them) against the budget."""
-        self._spent += seconds
+        self._spent += seconds + ocr_seconds
         if seconds > self._config.parse_page_seconds:
             raise self._over_page_budget()
         if self._spent > self._allowance():
@@ -158,7 +199,7 @@ class PageReader:
     async def _next_message(self) -> dict[str, Any]:
         """The child's next message, waited for no longer than the budget left."""
         assert self._process.stdout is not None
-        page_left = self._config.parse_page_seconds
+        page_left = self._step_limit()
         document_left = self._allowance() - self._spent
         try:
             line = await asyncio.wait_for(
@@ -187,11 +228,17 @@ class PageReader:
         return message
 
     def _over_page_budget(self) -> TooComplexError:
-        limit = self._config.parse_page_seconds
+        limit = self._step_limit()
         if not self.page_count:
             return TooComplexError(
                 f"Opening the PDF took more than {limit:g} s (RAG_PARSE_PAGE_SECONDS): its "
                 "structure is too complex to read in time."
+            )
+        if self._in_ocr:
+            return TooComplexError(
+                f"OCR of page {self.pages_read + 1} of {self.page_count} took more than "
+                f"{limit:g} s (RAG_PARSE_PAGE_SECONDS to render it plus RAG_OCR_PAGE_SECONDS): "
+                "the page image is too complex to read in time."
             )
         return TooComplexError(
             f"Page {self.pages_read + 1} of {self.page_count} took more than {limit:g} s to read "
@@ -208,7 +255,8 @@ class PageReader:
         return TooComplexError(
             f"Reading the PDF {step} took more than {self._allowance():g} s (the budget: "
             f"RAG_PARSE_BASE_SECONDS={config.parse_base_seconds:g} plus "
-            f"RAG_PARSE_SECONDS_PER_PAGE={config.parse_seconds_per_page:g} for each page): "
+            f"RAG_PARSE_SECONDS_PER_PAGE={config.parse_seconds_per_page:g} for each page, and "
+            f"RAG_OCR_SECONDS_PER_PAGE={config.ocr_seconds_per_page:g} for each page OCR'd): "
             "its content is too complex to read in time."
         )
 
@@ -240,16 +288,33 @@ async def open_pdf(data: bytes, *, config: RAGConfig) -> AsyncIterator[PageReade
     :class:`~rag.errors.EncryptedPdfError`, :class:`~rag.errors.TooLargeError`, ...) and the
     reader's own errors (see :meth:`PageReader.pages`).
     """
+    threads = str(config.ocr_threads or len(os.sched_getaffinity(0)))
     env = {
         **os.environ,
         "PYTHONPATH": os.pathsep.join(filter(None, [_PACKAGE_ROOT, os.environ.get("PYTHONPATH")])),
+        # Tesseract's parallel sections (OpenMP): as many threads as cores it is given.
+        "OMP_THREAD_LIMIT": threads,
+        "OMP_NUM_THREADS": threads,
+    }
+    settings = {
+        "max_pages": config.max_pages,
+        "max_page_chars": config.max_page_chars,
+        "ocr": asdict(
+            OcrSettings(
+                mode=config.ocr,
+                languages=config.ocr_languages,
+                tessdata=config.ocr_tessdata,
+                dpi=config.ocr_dpi,
+                max_pixels=config.ocr_max_pixels,
+                page_seconds=config.ocr_page_seconds,
+            )
+        ),
     }
     process = await asyncio.create_subprocess_exec(
         sys.executable,
         "-m",
         "rag.page_reader",
-        str(config.max_pages),
-        str(config.max_page_chars),
+        json.dumps(settings),
         stdin=asyncio.subprocess.PIPE,
         stdout=asyncio.subprocess.PIPE,
         env=env,
@@ -306,34 +371,62 @@ def _emit(out: io.TextIOBase, message: dict) -> None:
     out.flush()
 
 
+def _too_large(out: io.TextIOBase, page: Page, max_page_chars: int) -> bool:
+    """Report a page over ``max_page_chars`` (the document fails); whether it was."""
+    if len(page.text) <= max_page_chars:
+        return False
+    message = (
+        f"Page {page.number} holds {len(page.text):,} characters of text; the limit "
+        f"is {max_page_chars:,} (RAG_MAX_PAGE_CHARS)."
+    )
+    _emit(out, {"error": TooLargeError.__name__, "message": message})
+    return True
+
+
 def main(argv: list[str]) -> int:
     """The child: PDF bytes on stdin, JSON lines on stdout (see the module docstring)."""
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     threading.Thread(target=_exit_with_parent, daemon=True).start()
-    max_pages, max_page_chars = int(argv[0]), int(argv[1])
+    settings = json.loads(argv[0])
+    max_page_chars = settings["max_page_chars"]
     out = io.TextIOWrapper(sys.stdout.buffer, encoding="utf-8", newline="\n")
     _emit(out, {"ready": True})
     data = sys.stdin.buffer.read()
     started = time.perf_counter()
     try:
-        pdf = PdfDocument(io.BytesIO(data), max_pages=max_pages)
+        pdf = PageSources(data, max_pages=settings["max_pages"], ocr=OcrSettings(**settings["ocr"]))
     except PermanentIngestError as exc:
         _emit(out, {"error": type(exc).__name__, "message": exc.message})
         return 0
+    del data
     _emit(out, {"pages": pdf.page_count, "seconds": time.perf_counter() - started})
     for index in range(pdf.page_count):
-        started = time.perf_counter()
-        page = pdf.read_page(index)
-        seconds = time.perf_counter() - started
-        if len(page.text) > max_page_chars:
-            message = (
-                f"Page {page.number} holds {len(page.text):,} characters of text; the limit "
-                f"is {max_page_chars:,} (RAG_MAX_PAGE_CHARS)."
-            )
-            _emit(out, {"error": TooLargeError.__name__, "message": message})
+        read = pdf.read_text(index)
+        if _too_large(out, read.page, max_page_chars):
             return 0
-        _emit(out, {"page": page.number, "text": page.text, "seconds": seconds})
+        reason = pdf.ocr_reason(read)
+        if reason:
+            # The parent now allows the step OCR's budget instead of parsing's.
+            _emit(out, {"ocr": index + 1, "reason": reason, "seconds": read.parse_seconds})
+            read.parse_seconds = 0.0  # counted
+            pdf.ocr(read, reason)
+            if _too_large(out, read.page, max_page_chars):
+                return 0
+        pdf.count(read)
+        page = read.page
+        _emit(
+            out,
+            {
+                "page": page.number,
+                "text": page.text,
+                "source": page.source,
+                "ocr_confidence": page.ocr_confidence,
+                "seconds": read.parse_seconds,
+                "ocr_seconds": read.ocr_seconds,
+            },
+        )
     _emit(out, {"stats": vars(pdf.stats)})
+    pdf.close()
     return 0
 
 

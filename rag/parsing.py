@@ -34,12 +34,23 @@ HEADER_SEARCH_BYTES = 1024
 FORGET_PARSED_EVERY_PAGES = 50
 
 
+# Where a page's text came from: pypdf's text layer (the primary parser), PDFium's text layer
+# (the second reader, for files and pages pypdf cannot read), or OCR of the rendered page.
+SOURCE_PYPDF = "pypdf"
+SOURCE_PDFIUM = "pdfium"
+SOURCE_OCR = "ocr"
+
+
 @dataclass(frozen=True)
 class Page:
-    """The normalised text of one page; ``number`` is 1-based, as people cite pages."""
+    """The normalised text of one page; ``number`` is 1-based, as people cite pages.
+    ``source`` says which reader produced the text; ``ocr_confidence`` is the mean word
+    confidence (0-100) of an OCR'd page, None otherwise."""
 
     number: int
     text: str
+    source: str = SOURCE_PYPDF
+    ocr_confidence: float | None = None
 
 
 @dataclass
@@ -50,6 +61,10 @@ class ExtractionStats:
     pages_with_text: int = 0
     failed_pages: list[int] = field(default_factory=list)
     first_failure: str = ""
+    page_sources: dict[str, int] = field(default_factory=dict)
+    """Pages whose text came from each reader (``pypdf``, ``pdfium``, ``ocr``)."""
+    skipped_pages: list[str] = field(default_factory=list)
+    """Why pages were not OCR'd although they needed it ("page 3: ..."), at most a few."""
 
 
 def looks_like_pdf(head: bytes) -> bool:
@@ -141,6 +156,11 @@ class PdfDocument:
 
 def no_text_error(stats: ExtractionStats, page_count: int) -> CorruptPdfError | NoTextError:
     """The error that explains why no text came out of a whole document of ``page_count``."""
+    if stats.skipped_pages and not stats.failed_pages:
+        return NoTextError(
+            f"No text could be read on any of the {page_count} pages; OCR skipped "
+            f"{stats.skipped_pages[0]}."
+        )
     if stats.failed_pages:
         return CorruptPdfError(
             f"No text could be read: {len(stats.failed_pages)} of {page_count} pages "
@@ -148,7 +168,7 @@ def no_text_error(stats: ExtractionStats, page_count: int) -> CorruptPdfError | 
         )
     return NoTextError(
         f"The PDF has no extractable text on any of its {page_count} pages "
-        "(scanned images need OCR first)."
+        "(and OCR, where it ran, found none: a blank page, or a drawing)."
     )
 
 

@@ -50,6 +50,10 @@ class IngestResult:
     embedder: str
     seconds: dict[str, float] = field(default_factory=dict)
     failed_pages: list[int] = field(default_factory=list)
+    page_sources: dict[str, int] = field(default_factory=dict)
+    """Pages whose text came from each reader (``pypdf``, ``pdfium``, ``ocr``)."""
+    skipped_pages: list[str] = field(default_factory=list)
+    """Pages OCR could not read, with the reason."""
 
     def as_dict(self) -> dict[str, Any]:
         """A plain dict (the Celery task's return value stores it as JSON)."""
@@ -204,7 +208,10 @@ class IngestPipeline:
                         page_count=pdf.page_count,
                         chunk_count=chunk_count,
                         embedder=self.embedder.name,
+                        page_sources=pdf.stats.page_sources,
                     )
+                if pdf.ocr_pages:
+                    watch.add_seconds("ocr", pdf.ocr_seconds)
         except DBAPIError as exc:
             # Only a lost or refused connection is worth retrying; a failing statement is a bug.
             if not (
@@ -220,13 +227,16 @@ class IngestPipeline:
             embedder=self.embedder.name,
             seconds=watch.rounded(),
             failed_pages=list(pdf.stats.failed_pages),
+            page_sources=dict(pdf.stats.page_sources),
+            skipped_pages=list(pdf.stats.skipped_pages),
         )
         logger.info(
-            "ingested document_id=%d pages=%d chunks=%d failed_pages=%d seconds=%s",
+            "ingested document_id=%d pages=%d chunks=%d failed_pages=%d page_sources=%s seconds=%s",
             document_id,
             result.pages,
             result.chunks,
             len(result.failed_pages),
+            result.page_sources,
             result.seconds,
         )
         return result

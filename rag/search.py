@@ -29,6 +29,10 @@ class SearchHit:
     collection: str = ""
     text_chars: int | None = None
     """Length of the chunk's whole text when ``text`` is only its start (None: it is whole)."""
+    ocr: bool = False
+    """Whether any of the chunk's text was read by OCR (it may hold recognition errors)."""
+    ocr_confidence: float | None = None
+    """Mean OCR confidence (0-100) of its OCR'd words."""
 
 
 @dataclass(frozen=True)
@@ -84,6 +88,8 @@ def _hit_columns(text_chars: int | None):
         text.label("text"),
         DocumentRow.collection,
         whole.label("text_chars"),
+        ChunkRow.ocr,
+        ChunkRow.ocr_confidence,
     )
 
 
@@ -98,6 +104,8 @@ def _hit(row, score: float) -> SearchHit:
         text=row.text,
         collection=row.collection,
         text_chars=row.text_chars,
+        ocr=row.ocr,
+        ocr_confidence=row.ocr_confidence,
     )
 
 

@@ -17,8 +17,10 @@ import numpy as np
 from pgvector.sqlalchemy import Vector
 from sqlalchemy import (
     BigInteger,
+    Boolean,
     Computed,
     DateTime,
+    Float,
     ForeignKey,
     Integer,
     String,
@@ -29,7 +31,7 @@ from sqlalchemy import (
     text,
     update,
 )
-from sqlalchemy.dialects.postgresql import TSVECTOR
+from sqlalchemy.dialects.postgresql import JSONB, TSVECTOR
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
@@ -65,6 +67,8 @@ class DocumentRow(Base):
     embedder: Mapped[str] = mapped_column(String(200))
     updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
     heartbeat_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+    page_sources: Mapped[dict[str, int]] = mapped_column(JSONB)
+    """Pages whose text came from each reader (``{"pypdf": 10, "ocr": 2}``)."""
 
 
 class ChunkRow(Base):
@@ -81,6 +85,8 @@ class ChunkRow(Base):
     page_end: Mapped[int] = mapped_column(Integer)
     text: Mapped[str] = mapped_column(Text)
     token_count: Mapped[int] = mapped_column(Integer)
+    ocr: Mapped[bool] = mapped_column(Boolean)
+    ocr_confidence: Mapped[float | None] = mapped_column(Float, nullable=True)
     embedder: Mapped[str] = mapped_column(String(200))
     # The dimension lives in the database column (set by the migration); see vector_dimensions.
     embedding: Mapped[list[float]] = mapped_column(Vector())
@@ -175,6 +181,8 @@ _COPY_COLUMNS = (
     ("page_end", "int4"),
     ("text", "text"),
     ("token_count", "int4"),
+    ("ocr", "bool"),
+    ("ocr_confidence", "float8"),
     ("embedder", "text"),
     ("embedding", "bytea"),
 )
@@ -220,6 +228,8 @@ async def copy_chunks(
                         chunk.page_end,
                         chunk.text,
                         chunk.token_count,
+                        chunk.ocr,
+                        chunk.ocr_confidence,
                         embedder,
                         vector,
                     )
@@ -227,7 +237,13 @@ async def copy_chunks(
 
 
 async def finish_replacement(
-    conn: AsyncConnection, *, document_id: int, page_count: int, chunk_count: int, embedder: str
+    conn: AsyncConnection,
+    *,
+    document_id: int,
+    page_count: int,
+    chunk_count: int,
+    embedder: str,
+    page_sources: dict[str, int] | None = None,
 ) -> None:
     """Record the new set's counts on the document (the caller's commit publishes it all)."""
     result = await conn.execute(
@@ -238,6 +254,7 @@ async def finish_replacement(
             pages_done=page_count,
             chunk_count=chunk_count,
             embedder=embedder,
+            page_sources=page_sources or {},
             updated_at=func.now(),
         )
     )

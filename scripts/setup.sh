@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# Prepare the checkout: .venv/ with every pinned package, a reachable Redis broker, and
-# Debian's Chromium for the browser tests.
+# Prepare the checkout: .venv/ with every pinned package, a reachable Redis broker, Debian's
+# Tesseract language models for OCR, and Debian's Chromium for the browser tests.
 # Idempotent: reinstalls only when requirements.txt changed. Sourced by demo.sh and test.sh,
 # or run on its own.
 set -euo pipefail
@@ -62,6 +62,25 @@ ensure_chromium() {
     fi
 }
 
+# OCR: tesserocr (in requirements.txt) brings libtesseract; Debian brings the language models
+# (tesseract-ocr-eng, in /usr/share/tesseract-ocr/5/tessdata) and the OpenMP runtime it links.
+TESSDATA_ENG="/usr/share/tesseract-ocr/5/tessdata/eng.traineddata"
+
+ensure_tesseract() {
+    [ -f "$TESSDATA_ENG" ] && return 0
+    if [ "$(id -u)" != 0 ] || ! command -v apt-get >/dev/null 2>&1; then
+        log "Tesseract's English model not found ($TESSDATA_ENG): install Debian's tesseract-ocr-eng; OCR is off until then (RAG_OCR=off)"
+        export RAG_OCR="${RAG_OCR:-off}"
+        return 0
+    fi
+    log "Installing Tesseract (Debian packages) for OCR"
+    local install=(apt-get install -y --no-install-recommends tesseract-ocr tesseract-ocr-eng libgomp1)
+    if ! DEBIAN_FRONTEND=noninteractive "${install[@]}" >/dev/null; then
+        apt-get update >/dev/null
+        DEBIAN_FRONTEND=noninteractive "${install[@]}" >/dev/null
+    fi
+}
+
 # Set by ensure_redis when it started Redis itself: its port and process id (stop_own_redis).
 STARTED_REDIS_PORT=""
 STARTED_REDIS_PID=""
@@ -110,6 +129,7 @@ stop_own_redis() {
 setup_all() {
     cd "$ROOT"
     ensure_venv
+    ensure_tesseract
     ensure_redis
 }
 

@@ -78,3 +78,54 @@ def expanding_text_pdf(chars: int, *, pages: int) -> bytes:
         font=font,
         extra=[stream_object(cmap)],
     )
+
+
+def image_page_pdf(
+    image: bytes,
+    *,
+    width_px: int,
+    height_px: int,
+    image_filter: str = "",
+    media: tuple[int, int] = (612, 792),
+) -> bytes:
+    """One page (``media`` in points) covered by one grey image XObject of the given pixel
+    size, its data stored as given (``image_filter``: ``/DCTDecode``..., or raw samples)."""
+    width, height = media
+    content = f"q {width} 0 0 {height} 0 0 cm /Im1 Do Q".encode()
+    filter_entry = f"/Filter {image_filter} " if image_filter else ""
+    image_object = (
+        (
+            f"<< /Type /XObject /Subtype /Image /Width {width_px} /Height {height_px} "
+            f"/ColorSpace /DeviceGray /BitsPerComponent 8 {filter_entry}/Length {len(image)} >>\n"
+            "stream\n"
+        ).encode()
+        + image
+        + b"\nendstream"
+    )
+    return pdf_from_objects(
+        [
+            b"<< /Type /Catalog /Pages 2 0 R >>",
+            b"<< /Type /Pages /Kids [3 0 R] /Count 1 >>",
+            f"<< /Type /Page /Parent 2 0 R /MediaBox [0 0 {width} {height}] /Contents 4 0 R "
+            "/Resources << /XObject << /Im1 5 0 R >> >> >>".encode(),
+            stream_object(content),
+            image_object,
+        ]
+    )
+
+
+def corrupt_image_pdf() -> bytes:
+    """A page covered by a JPEG image whose data is garbage after its first marker."""
+    garbage = b"\xff\xd8\xff\xe0" + bytes(range(256)) * 40
+    return image_page_pdf(garbage, width_px=800, height_px=1000, image_filter="/DCTDecode")
+
+
+def two_pixel_image_pdf() -> bytes:
+    """A page covered by an image of two pixels (one black, one white)."""
+    return image_page_pdf(b"\x00\xff", width_px=2, height_px=1)
+
+
+def enormous_page_pdf() -> bytes:
+    """A 200 x 200 inch page (the largest PDF allows) covered by an image: even at 100 dpi it
+    would take 400 million pixels."""
+    return image_page_pdf(bytes(range(256)) * 4, width_px=32, height_px=32, media=(14400, 14400))

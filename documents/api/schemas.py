@@ -72,6 +72,10 @@ class HitOut(Schema):
     text: str
     score: float
     chunk_id: int
+    ocr: bool = Field(description="Some of the text was read by OCR (it may hold errors).")
+    ocr_confidence: float | None = Field(
+        None, description="Mean OCR confidence (0-100) of the chunk's OCR'd words."
+    )
 
 
 class SearchOut(Schema):

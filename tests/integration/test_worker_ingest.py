@@ -141,7 +141,7 @@ def test_ingest_command_waits_and_reports_json_for_a_folder(
         "encrypted-empty-password-dmca-18pages.pdf",
         "cjk-chinese-report-22pages.pdf",
         "encrypted-needs-password-example.pdf",
-        "scanned-image-only-3pages.pdf",
+        "notext-vector-only-2pages.pdf",  # a drawing: OCR finds no text either
     ]
     nested = tmp_path / "nested"
     nested.mkdir()
@@ -166,8 +166,8 @@ def test_ingest_command_waits_and_reports_json_for_a_folder(
         assert report[name]["error"] == ""
     assert report["encrypted-needs-password-example.pdf"]["status"] == "failed"
     assert report["encrypted-needs-password-example.pdf"]["error"].startswith("encrypted:")
-    assert report["scanned-image-only-3pages.pdf"]["status"] == "failed"
-    assert report["scanned-image-only-3pages.pdf"]["error"].startswith("no_text:")
+    assert report["notext-vector-only-2pages.pdf"]["status"] == "failed"
+    assert report["notext-vector-only-2pages.pdf"]["error"].startswith("no_text:")
     assert not Document.objects.exclude(status__in=["ready", "failed"]).exists()
 
     # Running it again finds the same documents: ready ones stay as they are (no --force),

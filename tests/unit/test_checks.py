@@ -38,3 +38,24 @@ def test_the_check_and_the_service_refuse_a_mismatch_with_the_same_sentence(rag_
     assert errors[0].msg == str(refused.value)
     assert "hash-64 makes 64-dimensional vectors" in errors[0].msg
     assert "holds 384" in errors[0].msg
+
+
+def test_an_ocr_mode_that_does_not_exist_is_a_check_error(settings):
+    from documents.checks import ocr_mode_valid
+    from documents.ingestion import ocr_problem
+
+    assert ocr_mode_valid() == []
+    settings.RAG_OCR = "sometimes"
+    (error,) = ocr_mode_valid()
+    assert error.id == "documents.E006"
+    assert error.msg == "RAG_OCR='sometimes': expected one of auto, force, off."
+    assert ocr_problem() == error.msg  # the worker's start-up check says the same
+
+
+def test_ocr_off_needs_no_language(settings):
+    from documents.ingestion import ocr_problem
+
+    settings.RAG_OCR, settings.RAG_OCR_LANGUAGES = "off", "xyz"
+    assert ocr_problem() is None
+    settings.RAG_OCR = "auto"
+    assert "tesseract-ocr-xyz" in ocr_problem()

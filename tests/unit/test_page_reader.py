@@ -19,16 +19,17 @@ from rag.errors import (
     TooComplexError,
     TooLargeError,
 )
-from rag.parsing import ExtractionStats, PdfDocument
+from rag.page_sources import OcrSettings, PageSources
+from rag.parsing import ExtractionStats
 from tests import pdf_factory
 
-CONFIG = RAGConfig(database_url="postgresql+psycopg:///unused", max_pages=1000)
+# OCR has tests of its own (test_ocr.py); here it would only cost time.
+CONFIG = RAGConfig(database_url="postgresql+psycopg:///unused", max_pages=1000, ocr="off")
 
 
 def in_thread(path) -> tuple[list, ExtractionStats]:
-    with path.open("rb") as fh:
-        pdf = PdfDocument(fh, max_pages=1000)
-        return list(pdf.pages()), pdf.stats
+    pdf = PageSources(path.read_bytes(), max_pages=1000, ocr=OcrSettings(mode="off"))
+    return [pdf.read(index).page for index in range(pdf.page_count)], pdf.stats
 
 
 async def in_process(

@@ -6,8 +6,8 @@ import pytest
 from django.conf import settings
 from django.db import connection
 from pgvector.sqlalchemy import Vector
-from sqlalchemy import BigInteger, DateTime, Integer, String, Text
-from sqlalchemy.dialects.postgresql import TSVECTOR
+from sqlalchemy import BigInteger, Boolean, DateTime, Float, Integer, String, Text
+from sqlalchemy.dialects.postgresql import JSONB, TSVECTOR
 
 from rag.store import Base, ChunkRow
 
@@ -33,6 +33,12 @@ def expected_type(column) -> tuple[str, int | None]:
         return "vector", None
     if isinstance(kind, TSVECTOR):
         return "tsvector", None
+    if isinstance(kind, JSONB):
+        return "jsonb", None
+    if isinstance(kind, Boolean):
+        return "boolean", None
+    if isinstance(kind, Float):
+        return "double precision", None
     if isinstance(kind, BigInteger):
         return "bigint", None
     if isinstance(kind, Integer):

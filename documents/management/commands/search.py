@@ -8,7 +8,7 @@ from typing import Any
 
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
-from documents import ingestion
+from documents import ingestion, presenters
 from documents.highlight import CHUNK_TEXT_CHARS, excerpt
 
 
@@ -57,9 +57,10 @@ class Command(BaseCommand):
                 if hit["page_start"] == hit["page_end"]
                 else f"pp. {hit['page_start']}-{hit['page_end']}"
             )
+            ocr = presenters.ocr_label(hit["ocr"], hit["ocr_confidence"])
             self.stdout.write(
                 f"{rank}. {hit['title']} ({pages})  score {hit['score']:.4f}  "
-                f"[document {hit['document_id']}]"
+                f"[document {hit['document_id']}]" + (f"  {ocr}" if ocr else "")
             )
             snippet = textwrap.shorten(hit["text"], width=300, placeholder=" ...")
             self.stdout.write(textwrap.indent(textwrap.fill(snippet, width=96), "   "))

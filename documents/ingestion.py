@@ -34,6 +34,7 @@ from rag.errors import (
 )
 from rag.parsing import HEADER_SEARCH_BYTES as PDF_HEADER_BYTES
 from rag.parsing import looks_like_pdf
+from rag.pipeline import HEARTBEAT_EVERY_SECONDS as HEARTBEAT_EVERY_SECONDS  # for checks
 from rag.search import SearchFilters
 from rag.service import (
     SEARCH_MODES,

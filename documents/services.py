@@ -17,7 +17,7 @@ from typing import Any
 from celery import current_app
 from django.conf import settings
 from django.db import connection, transaction
-from django.db.models import F, Q
+from django.db.models import Case, F, Q, Value, When
 from django.utils import timezone
 
 from documents import ingestion, selectors
@@ -83,7 +83,13 @@ def _requeue(document_id: int, *, when: Q) -> str | None:
     this module needs nothing from ``documents.tasks`` and routing stays Celery's.
     """
     task_id = str(uuid.uuid4())
-    if not _transition(document_id, to=Status.QUEUED, when=when, last_task_id=task_id, attempts=0):
+    # A stuck document (still queued or processing) keeps its count of starts, so one that
+    # keeps killing its worker reaches RAG_MAX_ATTEMPTS whoever requeues it; a finished one
+    # (ready or failed) is reingested on purpose and counts from zero again.
+    attempts = Case(When(status__in=ACTIVE, then=F("attempts")), default=Value(0))
+    if not _transition(
+        document_id, to=Status.QUEUED, when=when, last_task_id=task_id, attempts=attempts
+    ):
         return None
     transaction.on_commit(
         lambda: current_app.send_task(INGEST_TASK_NAME, args=[document_id], task_id=task_id)

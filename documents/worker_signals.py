@@ -46,13 +46,14 @@ def refuse_unsupported_pool(sender: Any = None, **_kwargs: Any) -> None:
 
 
 def refuse_mismatched_embedder(**_kwargs: Any) -> None:
-    """Stop a worker whose embedder's vectors would not fit the database column."""
+    """Stop a worker whose embedder's vectors would not fit the database column, or whose
+    stale-heartbeat threshold would have running ingestions requeued as stuck."""
     import django
 
     django.setup()
-    from documents.checks import embedder_mismatch_errors
+    from documents.checks import embedder_mismatch_errors, heartbeat_threshold_errors
 
-    errors = embedder_mismatch_errors()
+    errors = heartbeat_threshold_errors() + embedder_mismatch_errors()
     if errors:
         message = errors[0].msg
         logger.critical(message)

@@ -197,6 +197,56 @@ def test_retry_delays_grow_exponentially_and_never_come_straight_back(settings):
     from documents.tasks import retry_delay
 
     settings.RAG_RETRY_BASE_SECONDS, settings.RAG_RETRY_MAX_SECONDS = 5, 300
+    settings.RAG_HEARTBEAT_STALE_SECONDS = 600
     for retries, step in [(0, 5), (1, 10), (3, 40), (10, 300)]:
         delays = [retry_delay(retries) for _ in range(200)]
         assert step / 2 <= min(delays) and max(delays) <= step
+
+
+def test_a_stuck_requeue_keeps_the_count_of_starts_and_a_reingest_resets_it(
+    django_capture_on_commit_callbacks,
+):
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    stuck = create().document
+    finished = create(PDF + b"finished").document
+    silent = timezone.now() - timedelta(hours=2)
+    Document.objects.filter(pk=stuck.pk).update(
+        status=Document.Status.PROCESSING,
+        processing_started_at=silent,
+        heartbeat_at=silent,
+        last_task_id="waiting for its retry",
+        attempts=4,
+    )
+    Document.objects.filter(pk=finished.pk).update(status=Document.Status.READY, attempts=4)
+    with django_capture_on_commit_callbacks():
+        report = services.document_requeue_stuck(older_than=timedelta(hours=1))
+        services.document_ingest_enqueue(document_ids=[finished.pk], force=True)
+    assert [found.document_id for found in report.requeued] == [stuck.pk]
+    stuck.refresh_from_db()
+    finished.refresh_from_db()
+    # The sweep's requeue does not restart the count, so a document that keeps killing its
+    # worker still reaches RAG_MAX_ATTEMPTS; a person's reingest of a finished one starts over.
+    assert (stuck.status, stuck.attempts) == ("queued", 4)
+    assert (finished.status, finished.attempts) == ("queued", 0)
+
+
+def test_a_retry_comes_back_before_the_sweep_would_requeue_its_document(settings):
+    from documents.tasks import retry_delay
+
+    settings.RAG_RETRY_BASE_SECONDS, settings.RAG_RETRY_MAX_SECONDS = 5, 300
+    settings.RAG_HEARTBEAT_STALE_SECONDS = 180
+    delays = [retry_delay(retries) for retries in range(12) for _ in range(50)]
+    assert max(delays) <= 90
+
+
+def test_a_stale_heartbeat_threshold_near_the_heartbeat_period_is_refused(settings):
+    from documents.checks import heartbeat_threshold_errors
+
+    assert heartbeat_threshold_errors() == []
+    settings.RAG_HEARTBEAT_STALE_SECONDS = 30
+    errors = heartbeat_threshold_errors()
+    assert [error.id for error in errors] == ["documents.E006"]
+    assert "every 20 s, so it must be at least 60 s" in errors[0].msg

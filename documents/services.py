@@ -349,11 +349,10 @@ def document_delete(*, document_id: int) -> bool:
         document = Document.objects.select_for_update().filter(pk=document_id).first()
         if document is None:
             return False
-        storage, name = document.file.storage, document.file.name
+        # Its stored file goes once the deletion is committed (documents.signals, which keeps
+        # a file that the same bytes uploaded again meanwhile are using).
         document.delete()
-        if name:
-            transaction.on_commit(lambda: storage.delete(name))
-    logger.info("document deleted document_id=%d file=%s", document_id, name)
+    logger.info("document deleted document_id=%d file=%s", document_id, document.file.name)
     return True
 
 

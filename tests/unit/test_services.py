@@ -250,3 +250,21 @@ def test_a_stale_heartbeat_threshold_near_the_heartbeat_period_is_refused(settin
     errors = heartbeat_threshold_errors()
     assert [error.id for error in errors] == ["documents.E006"]
     assert "every 20 s, so it must be at least 60 s" in errors[0].msg
+
+
+def test_a_deleted_documents_file_stays_when_the_same_bytes_come_back_before_the_commit(
+    django_capture_on_commit_callbacks,
+):
+    from django.db import transaction
+
+    document = create().document
+    name = document.file.name
+    with django_capture_on_commit_callbacks(execute=True):
+        with transaction.atomic():
+            assert services.document_delete(document_id=document.pk)
+            again = create().document  # reuses the stored file, still there until the commit
+    assert (again.pk != document.pk, again.file.name) == (True, name)
+    assert again.file.storage.exists(name)
+    with django_capture_on_commit_callbacks(execute=True):
+        services.document_delete(document_id=again.pk)
+    assert not again.file.storage.exists(name)

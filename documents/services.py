@@ -286,9 +286,15 @@ def document_mark_ready(*, document_id: int, task_id: str, result: dict[str, Any
 def _finish_failed(
     document_id: int, task_id: str, *, code: str, message: str, **fields: Any
 ) -> bool:
-    """Record a failure found by the run that holds the lock (see :func:`_finished_by`)."""
+    """Record a failure found by the run that holds the lock (see :func:`_finished_by`), and
+    that run as the document's task (it may have been requeued meanwhile), as a success is."""
     return _mark_failed(
-        document_id, when=_finished_by(task_id), code=code, message=message, **fields
+        document_id,
+        when=_finished_by(task_id),
+        code=code,
+        message=message,
+        last_task_id=task_id,
+        **fields,
     )
 
 

@@ -268,3 +268,24 @@ def test_a_deleted_documents_file_stays_when_the_same_bytes_come_back_before_the
     with django_capture_on_commit_callbacks(execute=True):
         services.document_delete(document_id=again.pk)
     assert not again.file.storage.exists(name)
+
+
+def test_a_failure_found_after_a_requeue_names_the_run_that_failed(monkeypatch):
+    from documents import ingestion
+    from documents.ingestion import PermanentIngestError
+
+    document = create().document
+    Document.objects.filter(pk=document.pk).update(last_task_id="run")
+
+    def requeued_then_corrupt(running: Document):
+        # A requeue while this run holds the lock gives the document a newer task.
+        Document.objects.filter(pk=running.pk).update(
+            status=Document.Status.QUEUED, last_task_id="newer"
+        )
+        raise PermanentIngestError("The PDF is corrupt.")
+
+    monkeypatch.setattr(ingestion, "ingest_document", requeued_then_corrupt)
+    with pytest.raises(PermanentIngestError):
+        services.document_ingest(document_id=document.pk, task_id="run")
+    document.refresh_from_db()
+    assert (document.status, document.last_task_id) == (Document.Status.FAILED, "run")

@@ -20,6 +20,7 @@ from kombu.exceptions import OperationalError as BrokerError
 
 from documents import admin_views, ingestion, presenters, runs, selectors, services
 from documents.admin_api_keys import ApiKeyAdmin
+from documents.admin_filters import StaleFilter, StuckFilter
 from documents.forms import SearchForm
 from documents.highlight import excerpt, highlight
 from documents.models import Chunk, Document
@@ -29,45 +30,6 @@ logger = logging.getLogger(__name__)
 __all__ = ["ApiKeyAdmin", "ChunkAdmin", "DocumentAdmin"]
 
 CHUNK_PREVIEW = 10
-
-
-class FlagFilter(admin.SimpleListFilter):
-    """A filter with one choice: the documents a selector flags."""
-
-    label = ""
-
-    def lookups(self, request: HttpRequest, model_admin: Any) -> list[tuple[str, str]]:
-        return [("yes", self.label)]
-
-    def queryset(self, request: HttpRequest, queryset: QuerySet[Document]) -> QuerySet[Document]:
-        if self.value() == "yes":
-            return queryset.filter(pk__in=self.flagged().values("pk"))
-        return queryset
-
-    def flagged(self) -> QuerySet[Document]:
-        raise NotImplementedError
-
-
-class StuckFilter(FlagFilter):
-    """Queued or processing for longer than RAG_STUCK_AFTER_SECONDS: a lost message or worker."""
-
-    title = "stuck"
-    parameter_name = "stuck"
-    label = "Stuck (queued or processing too long)"
-
-    def flagged(self) -> QuerySet[Document]:
-        return selectors.stuck_documents(older_than=selectors.stuck_after())
-
-
-class StaleFilter(FlagFilter):
-    """Ready documents embedded by another model than the one configured now."""
-
-    title = "embedding"
-    parameter_name = "stale"
-    label = "Stale (embedded by another model)"
-
-    def flagged(self) -> QuerySet[Document]:
-        return selectors.stale_documents()
 
 
 @admin.register(Document)
@@ -238,6 +200,15 @@ class DocumentAdmin(admin.ModelAdmin):
     def has_upload_permission(self, request: HttpRequest) -> bool:
         """Uploading creates documents: it needs the add permission on the model."""
         return request.user.has_perm("documents.add_document")
+
+    # --- deletion: through the service, which ends a running ingestion rather than waiting ---
+
+    def delete_model(self, request: HttpRequest, obj: Document) -> None:
+        services.document_delete(document_id=obj.pk)
+
+    def delete_queryset(self, request: HttpRequest, queryset: QuerySet[Document]) -> None:
+        for document_id in queryset.values_list("pk", flat=True):
+            services.document_delete(document_id=document_id)
 
     # --- reingest ----------------------------------------------------------------------------
 

@@ -306,8 +306,14 @@ def document_create(
             document.save()
     except IntegrityError:
         # The same bytes were uploaded concurrently and the other upload won: it is one document.
-        # Both uploads wrote the same bytes to the same hash-derived name, so nothing is lost.
-        return CreateResult(Document.objects.get(sha256=sha256), created=False)
+        # When both found no file and saved one, the storage gave this later save a free name
+        # (FileSystemStorage, S3 with AWS_S3_FILE_OVERWRITE off add a suffix): that copy is
+        # nobody's and goes.
+        winner = Document.objects.get(sha256=sha256)
+        if document.file.name and document.file.name != winner.file.name:
+            document.file.storage.delete(document.file.name)
+            logger.info("duplicate upload's file removed name=%s", document.file.name)
+        return CreateResult(winner, created=False)
     logger.info("document created document_id=%d sha256=%s size=%d", document.pk, sha256, size)
     return CreateResult(document, created=True)
 

@@ -291,3 +291,39 @@ def test_files_over_the_size_limit_are_refused(settings):
     with pytest.raises(ValidationError) as caught:
         create()
     assert caught.value.code == "too_large"
+
+
+@pytest.mark.django_db(transaction=True)
+def test_two_uploads_of_the_same_bytes_at_once_leave_one_document_and_one_file(
+    monkeypatch, settings
+):
+    import threading
+
+    from django.core.files.storage import FileSystemStorage
+    from django.db import connections
+
+    data = pdf("uploaded twice at once")
+    real_save = FileSystemStorage.save
+    raced = []
+
+    def save_after_the_other_upload(self, name, content, *args, **kwargs):
+        # Both uploads checked that no file exists; the other one saves and commits first.
+        if not raced:
+            raced.append(True)
+            other = threading.Thread(target=other_upload)
+            other.start()
+            other.join()
+        return real_save(self, name, content, *args, **kwargs)
+
+    def other_upload():
+        try:
+            intake.document_create(file=io.BytesIO(data), name="other.pdf", size=len(data))
+        finally:
+            connections.close_all()
+
+    monkeypatch.setattr(FileSystemStorage, "save", save_after_the_other_upload)
+    result = intake.document_create(file=io.BytesIO(data), name="this.pdf", size=len(data))
+    assert not result.created
+    assert Document.objects.get().pk == result.document.pk
+    stored = sorted(p.name for p in Path(settings.MEDIA_ROOT).rglob("*") if p.is_file())
+    assert stored == [Path(result.document.file.name).name]

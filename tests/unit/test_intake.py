@@ -327,3 +327,32 @@ def test_two_uploads_of_the_same_bytes_at_once_leave_one_document_and_one_file(
     assert Document.objects.get().pk == result.document.pk
     stored = sorted(p.name for p in Path(settings.MEDIA_ROOT).rglob("*") if p.is_file())
     assert stored == [Path(result.document.file.name).name]
+
+
+def storage_outage(kind: str) -> Exception:
+    """What an S3-compatible storage raises while it is down or overloaded."""
+    from botocore.exceptions import ClientError, EndpointConnectionError
+
+    if kind == "unreachable":
+        return EndpointConnectionError(endpoint_url="http://storage.invalid:9000")
+    return ClientError(
+        {"Error": {"Code": "SlowDown"}, "ResponseMetadata": {"HTTPStatusCode": 503}}, "PutObject"
+    )
+
+
+@pytest.mark.parametrize("kind", ["unreachable", "throttled"])
+def test_a_storage_outage_rejects_the_upload_to_try_again_and_writes_nothing(
+    take_in, kind, monkeypatch, settings, django_capture_on_commit_callbacks
+):
+    from django.core.files.storage import FileSystemStorage
+
+    def down(self, name, content):
+        raise storage_outage(kind)
+
+    monkeypatch.setattr(FileSystemStorage, "_save", down)
+    with django_capture_on_commit_callbacks() as sent:
+        seen = take_in([("report.pdf", pdf("storage down"))])
+    assert seen["report.pdf"] == Seen("rejected", None, "File storage unavailable, try again.")
+    assert not Document.objects.exists()
+    assert not list(settings.MEDIA_ROOT.rglob("*.pdf"))
+    assert sent == []

@@ -1,6 +1,6 @@
-"""Celery worker signals: refuse to start with an unsupported pool, a mismatched embedder or an
-unusable file storage; remove dead processes' spool files; close the bridge's loops on
-shutdown."""
+"""Celery worker signals: refuse to start with an unsupported pool, a mismatched embedder, an
+unusable file storage or spool folder; remove dead processes' spool files; close the bridge's
+loops on shutdown."""
 
 from __future__ import annotations
 
@@ -72,6 +72,18 @@ def refuse_unusable_storage(**_kwargs: Any) -> None:
         raise SystemExit(message)
 
 
+def refuse_unusable_spool(**_kwargs: Any) -> None:
+    """Stop a worker that cannot make its private copies of stored files (RAG_SPOOL_DIR): every
+    task would fail."""
+    from documents.spool import spool_problem
+
+    problem = spool_problem()
+    if problem:
+        message = f"The worker cannot copy stored files to read them: {problem}"
+        logger.critical(message)
+        raise SystemExit(message)
+
+
 def remove_stale_spool_files(**_kwargs: Any) -> None:
     """worker_init and worker_process_init: remove the spool files of processes that died
     mid-task (hard time limit, SIGKILL), such as the child this process replaces."""
@@ -81,11 +93,12 @@ def remove_stale_spool_files(**_kwargs: Any) -> None:
 
 
 def check_worker_can_start(sender: Any = None, **kwargs: Any) -> None:
-    """worker_init: the pool must be supported, the embedder must fit the database and the
-    file storage must be usable."""
+    """worker_init: the pool must be supported, the embedder must fit the database, and the
+    file storage and the spool folder must be usable."""
     refuse_unsupported_pool(sender=sender, **kwargs)
     refuse_mismatched_embedder()
     refuse_unusable_storage()
+    refuse_unusable_spool()
     remove_stale_spool_files()
 
 

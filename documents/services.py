@@ -335,6 +335,10 @@ def _mark_failed(document_id: int, *, when: Q, code: str, message: str, **fields
 # --- deletion -------------------------------------------------------------------------------
 
 
+# Key space of the transaction advisory lock a deletion holds (see :func:`document_delete`).
+DELETE_LOCK_NAMESPACE = 0x46CC
+
+
 def document_delete(*, document_id: int) -> bool:
     """Delete a document, its chunks and (once committed) its stored file; report whether it
     existed. Its chunks leave search results with the commit.
@@ -347,10 +351,18 @@ def document_delete(*, document_id: int) -> bool:
     namespace = ingestion.DOCUMENT_LOCK_NAMESPACE
     with transaction.atomic():
         with connection.cursor() as cursor:
+            # One deletion of a document at a time: a second one waits for the first to commit
+            # and finds the document gone, rather than ending the first's session (which holds
+            # the replacement lock too, once it has it).
+            cursor.execute("SET LOCAL lock_timeout = '30s'")
+            cursor.execute(
+                "SELECT pg_advisory_xact_lock(%s, %s)", [DELETE_LOCK_NAMESPACE, document_id]
+            )
+            if not Document.objects.filter(pk=document_id).exists():
+                return False
             cursor.execute("SELECT pg_try_advisory_xact_lock(%s, %s)", [namespace, document_id])
             if not cursor.fetchone()[0]:
                 _end_replacement(cursor, document_id)
-                cursor.execute("SET LOCAL lock_timeout = '30s'")
                 cursor.execute("SELECT pg_advisory_xact_lock(%s, %s)", [namespace, document_id])
         document = Document.objects.select_for_update().filter(pk=document_id).first()
         if document is None:

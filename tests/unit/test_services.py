@@ -289,3 +289,57 @@ def test_a_failure_found_after_a_requeue_names_the_run_that_failed(monkeypatch):
         services.document_ingest(document_id=document.pk, task_id="run")
     document.refresh_from_db()
     assert (document.status, document.last_task_id) == (Document.Status.FAILED, "run")
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_second_delete_waits_for_the_first_and_finds_the_document_gone():
+    import threading
+
+    from django.db import DatabaseError, connection, connections
+    from django.db.models.signals import post_delete
+
+    from tests.waiting import wait_until
+
+    document = create().document
+    first_deleted_the_row, finish_first = threading.Event(), threading.Event()
+    results: dict[str, object] = {}
+
+    def hold_the_first_open(sender, instance, **kwargs):
+        # The first deletion, past its locks and its DELETE, not yet committed.
+        if threading.current_thread().name == "first":
+            first_deleted_the_row.set()
+            finish_first.wait(30)
+
+    def delete(name: str) -> None:
+        try:
+            results[name] = services.document_delete(document_id=document.pk)
+        except DatabaseError as exc:  # a session ended under it: shown by the assertion below
+            results[name] = exc
+        finally:
+            connections.close_all()
+
+    def second_is_waiting() -> bool:
+        with connection.cursor() as cursor:
+            cursor.execute(
+                "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND NOT granted "
+                "AND classid = %s AND objid = %s",
+                [services.DELETE_LOCK_NAMESPACE, document.pk],
+            )
+            return cursor.fetchone()[0] > 0 or "second" in results
+
+    post_delete.connect(hold_the_first_open, sender=Document, dispatch_uid="test-hold-first")
+    try:
+        first = threading.Thread(target=delete, args=("first",), name="first")
+        first.start()
+        assert first_deleted_the_row.wait(30)
+        second = threading.Thread(target=delete, args=("second",), name="second")
+        second.start()
+        wait_until(second_is_waiting, "the second delete waits or ends", timeout=30)
+        finish_first.set()
+        first.join(30)
+        second.join(30)
+    finally:
+        finish_first.set()
+        post_delete.disconnect(sender=Document, dispatch_uid="test-hold-first")
+    assert results == {"first": True, "second": False}
+    assert not Document.objects.filter(pk=document.pk).exists()

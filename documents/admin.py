@@ -214,6 +214,15 @@ class DocumentAdmin(admin.ModelAdmin):
         """Uploading creates documents: it needs the add permission on the model."""
         return request.user.has_perm("documents.add_document")
 
+    # --- deletion: through the service, which ends a running ingestion rather than waiting ---
+
+    def delete_model(self, request: HttpRequest, obj: Document) -> None:
+        services.document_delete(document_id=obj.pk)
+
+    def delete_queryset(self, request: HttpRequest, queryset: QuerySet[Document]) -> None:
+        for document_id in queryset.values_list("pk", flat=True):
+            services.document_delete(document_id=document_id)
+
     # --- reingest ----------------------------------------------------------------------------
 
     @admin.action(description="Reingest selected documents", permissions=["change"])

@@ -85,3 +85,34 @@ def ocr_mode_valid(app_configs: Any = None, **kwargs: Any) -> list:
 
     problem = ingestion.ocr_mode_problem()
     return [Error(problem, id="documents.E006")] if problem else []
+
+
+# RAG_HEARTBEAT_STALE_SECONDS must leave a running ingestion this many missed heartbeats (a slow
+# database write, a paused worker) before it counts as dead and is requeued under a new task.
+HEARTBEATS_BEFORE_STALE = 3
+
+
+@register()
+def heartbeat_threshold_sane(app_configs: Any = None, **kwargs: Any) -> list:
+    """Refuse a stale-heartbeat threshold that a healthy ingestion could cross."""
+    return heartbeat_threshold_errors()
+
+
+def heartbeat_threshold_errors() -> list[Error]:
+    """Errors if RAG_HEARTBEAT_STALE_SECONDS is too close to the ingestion's heartbeat period
+    (the system check and the worker's start-up check)."""
+    from django.conf import settings
+
+    from documents.ingestion import HEARTBEAT_EVERY_SECONDS
+
+    least = HEARTBEAT_EVERY_SECONDS * HEARTBEATS_BEFORE_STALE
+    if settings.RAG_HEARTBEAT_STALE_SECONDS >= least:
+        return []
+    return [
+        Error(
+            f"RAG_HEARTBEAT_STALE_SECONDS is {settings.RAG_HEARTBEAT_STALE_SECONDS} s; an "
+            f"ingestion writes its heartbeat every {HEARTBEAT_EVERY_SECONDS:g} s, so it must be "
+            f"at least {least:g} s, or running ingestions would be requeued as stuck.",
+            id="documents.E007",
+        )
+    ]

@@ -17,7 +17,7 @@ from django.db import connections
 
 from documents import storage
 from documents.highlight import CHUNK_TEXT_CHARS
-from documents.spool import spooled
+from documents.spool import SpoolUnusableError, spooled
 from documents.storage import StorageFault
 from fca_site.database import database_url
 from rag import bridge, store
@@ -36,6 +36,7 @@ from rag.ocr import language_problem
 from rag.page_sources import OCR_MODES
 from rag.parsing import HEADER_SEARCH_BYTES as PDF_HEADER_BYTES
 from rag.parsing import looks_like_pdf
+from rag.pipeline import HEARTBEAT_EVERY_SECONDS as HEARTBEAT_EVERY_SECONDS  # for checks
 from rag.search import NO_FILTERS, SearchFilters
 from rag.service import (
     SEARCH_MODES,
@@ -138,6 +139,10 @@ def ingest_document(document: Document) -> dict[str, Any]:
     with ExitStack() as stack:
         try:
             stream = stack.enter_context(spooled(document.file.storage, document.file.name))
+        except SpoolUnusableError as exc:
+            # This host's folder or disk, not the file nor its storage: worth retrying (a disk
+            # that filled up empties, a folder gets fixed); the sentence says what to fix.
+            raise TransientIngestError(str(exc)) from exc
         except Exception as exc:
             error = _storage_error(exc, document.file.name)
             if error is None:

@@ -27,7 +27,7 @@ from kombu.exceptions import OperationalError as BrokerError
 
 from documents import ingestion, selectors, services
 from documents.models import DEFAULT_COLLECTION, Document
-from documents.storage import document_upload_path
+from documents.storage import StorageFault, document_upload_path, storage_errors, storage_fault
 
 logger = logging.getLogger(__name__)
 
@@ -43,7 +43,7 @@ class Verdict(StrEnum):
     PRESENT = "present"  # known bytes, document ready: nothing stored, nothing sent
     IN_PROGRESS = "in_progress"  # known bytes, document queued or processing: on its way
     REPEATED = "repeated"  # the same bytes as an earlier file of the same intake
-    REJECTED = "rejected"  # not an acceptable PDF, or unreadable: nothing written
+    REJECTED = "rejected"  # not an acceptable PDF, unreadable, or storage down: nothing written
 
     @property
     def label(self) -> str:
@@ -87,7 +87,8 @@ class IntakeOutcome:
     verdict: Verdict
     document_id: int | None = None
     reason: str = ""
-    # Why a file was rejected, for machines: empty, too_large, not_pdf, unreadable.
+    # Why a file was rejected, for machines: empty, too_large, not_pdf, unreadable, or
+    # storage_unavailable (the file storage failed for a while: the same file may succeed later).
     code: str = ""
 
 
@@ -156,6 +157,11 @@ def _intake_one(
             created = document_create(
                 file=file, name=item.name, size=size, title=item.title, collection=item.collection
             )
+    except StorageUnavailableError as exc:
+        reason = str(exc)
+        return IntakeOutcome(
+            item.name, size, Verdict.REJECTED, reason=reason, code="storage_unavailable"
+        )
     except OSError as exc:
         reason = f"Cannot read the file: {exc.strerror or exc}."
         return IntakeOutcome(item.name, size, Verdict.REJECTED, reason=reason, code="unreadable")
@@ -260,6 +266,13 @@ def validate_pdf_file(file: IO[bytes], *, size: int) -> None:
         )
 
 
+class StorageUnavailableError(Exception):
+    """The file storage failed in a way that passes (unreachable, throttled, full)."""
+
+
+STORAGE_UNAVAILABLE = "File storage unavailable, try again."
+
+
 @dataclass(frozen=True)
 class CreateResult:
     """The document for a file's bytes, and whether this call created it."""
@@ -280,7 +293,9 @@ def document_create(
 
     ``title`` (else ``name``) only becomes the title; the stored name comes from the content
     hash. A new document goes into ``collection``; a known one is returned as it is. Raises
-    :class:`ValidationError` for a file that is not an acceptable PDF; nothing is written then.
+    :class:`ValidationError` for a file that is not an acceptable PDF, and
+    :class:`StorageUnavailableError` when the file storage fails for a while; nothing is
+    written then.
     Nothing is queued: :func:`intake_files` does that.
     """
     validate_pdf_file(file, size=size)
@@ -304,10 +319,23 @@ def document_create(
             else:
                 document.file.save(stored_name, File(file), save=False)
             document.save()
+    except storage_errors() as exc:
+        # Only a storage fault that passes is the upload's answer; anything else is a fault of
+        # this host or its configuration, raised as it is.
+        if storage_fault(exc) is not StorageFault.TRANSIENT:
+            raise
+        logger.warning("upload not stored sha256=%s: file storage unavailable: %s", sha256, exc)
+        raise StorageUnavailableError(STORAGE_UNAVAILABLE) from exc
     except IntegrityError:
         # The same bytes were uploaded concurrently and the other upload won: it is one document.
-        # Both uploads wrote the same bytes to the same hash-derived name, so nothing is lost.
-        return CreateResult(Document.objects.get(sha256=sha256), created=False)
+        # When both found no file and saved one, the storage gave this later save a free name
+        # (FileSystemStorage, S3 with AWS_S3_FILE_OVERWRITE off add a suffix): that copy is
+        # nobody's and goes.
+        winner = Document.objects.get(sha256=sha256)
+        if document.file.name and document.file.name != winner.file.name:
+            document.file.storage.delete(document.file.name)
+            logger.info("duplicate upload's file removed name=%s", document.file.name)
+        return CreateResult(winner, created=False)
     logger.info("document created document_id=%d sha256=%s size=%d", document.pk, sha256, size)
     return CreateResult(document, created=True)
 

@@ -17,7 +17,7 @@ from typing import Any
 from celery import current_app
 from django.conf import settings
 from django.db import connection, transaction
-from django.db.models import F, Q
+from django.db.models import Case, F, Q, Value, When
 from django.utils import timezone
 
 from documents import ingestion, selectors
@@ -83,7 +83,13 @@ def _requeue(document_id: int, *, when: Q) -> str | None:
     this module needs nothing from ``documents.tasks`` and routing stays Celery's.
     """
     task_id = str(uuid.uuid4())
-    if not _transition(document_id, to=Status.QUEUED, when=when, last_task_id=task_id, attempts=0):
+    # A stuck document (still queued or processing) keeps its count of starts, so one that
+    # keeps killing its worker reaches RAG_MAX_ATTEMPTS whoever requeues it; a finished one
+    # (ready or failed) is reingested on purpose and counts from zero again.
+    attempts = Case(When(status__in=ACTIVE, then=F("attempts")), default=Value(0))
+    if not _transition(
+        document_id, to=Status.QUEUED, when=when, last_task_id=task_id, attempts=attempts
+    ):
         return None
     transaction.on_commit(
         lambda: current_app.send_task(INGEST_TASK_NAME, args=[document_id], task_id=task_id)
@@ -280,9 +286,15 @@ def document_mark_ready(*, document_id: int, task_id: str, result: dict[str, Any
 def _finish_failed(
     document_id: int, task_id: str, *, code: str, message: str, **fields: Any
 ) -> bool:
-    """Record a failure found by the run that holds the lock (see :func:`_finished_by`)."""
+    """Record a failure found by the run that holds the lock (see :func:`_finished_by`), and
+    that run as the document's task (it may have been requeued meanwhile), as a success is."""
     return _mark_failed(
-        document_id, when=_finished_by(task_id), code=code, message=message, **fields
+        document_id,
+        when=_finished_by(task_id),
+        code=code,
+        message=message,
+        last_task_id=task_id,
+        **fields,
     )
 
 
@@ -323,6 +335,10 @@ def _mark_failed(document_id: int, *, when: Q, code: str, message: str, **fields
 # --- deletion -------------------------------------------------------------------------------
 
 
+# Key space of the transaction advisory lock a deletion holds (see :func:`document_delete`).
+DELETE_LOCK_NAMESPACE = 0x46CC
+
+
 def document_delete(*, document_id: int) -> bool:
     """Delete a document, its chunks and (once committed) its stored file; report whether it
     existed. Its chunks leave search results with the commit.
@@ -335,19 +351,26 @@ def document_delete(*, document_id: int) -> bool:
     namespace = ingestion.DOCUMENT_LOCK_NAMESPACE
     with transaction.atomic():
         with connection.cursor() as cursor:
+            # One deletion of a document at a time: a second one waits for the first to commit
+            # and finds the document gone, rather than ending the first's session (which holds
+            # the replacement lock too, once it has it).
+            cursor.execute("SET LOCAL lock_timeout = '30s'")
+            cursor.execute(
+                "SELECT pg_advisory_xact_lock(%s, %s)", [DELETE_LOCK_NAMESPACE, document_id]
+            )
+            if not Document.objects.filter(pk=document_id).exists():
+                return False
             cursor.execute("SELECT pg_try_advisory_xact_lock(%s, %s)", [namespace, document_id])
             if not cursor.fetchone()[0]:
                 _end_replacement(cursor, document_id)
-                cursor.execute("SET LOCAL lock_timeout = '30s'")
                 cursor.execute("SELECT pg_advisory_xact_lock(%s, %s)", [namespace, document_id])
         document = Document.objects.select_for_update().filter(pk=document_id).first()
         if document is None:
             return False
-        storage, name = document.file.storage, document.file.name
+        # Its stored file goes once the deletion is committed (documents.signals, which keeps
+        # a file that the same bytes uploaded again meanwhile are using).
         document.delete()
-        if name:
-            transaction.on_commit(lambda: storage.delete(name))
-    logger.info("document deleted document_id=%d file=%s", document_id, name)
+    logger.info("document deleted document_id=%d file=%s", document_id, document.file.name)
     return True
 
 

@@ -8,6 +8,7 @@ remove its own, so every worker process removes the files of dead processes when
 
 from __future__ import annotations
 
+import errno
 import logging
 import os
 import shutil
@@ -27,16 +28,53 @@ SUFFIX = ".spool"
 COPY_BLOCK = 1024 * 1024
 
 
+# A write to the spool failing for these reasons is this host's disk, not the stored file.
+LOCAL_DISK_ERRNOS = frozenset({errno.ENOSPC, errno.EDQUOT, errno.EROFS})
+
+
+class SpoolUnusableError(Exception):
+    """The spool folder cannot be created or written: this host's configuration or disk, never
+    the stored file nor its storage (so never a storage fault)."""
+
+
 def spool_dir() -> Path:
-    """The private spool folder (created 0700; refused if another user owns it)."""
+    """The private spool folder (created 0700; refused if another user owns it).
+
+    Raises :class:`SpoolUnusableError`, with a sentence, when it cannot be used.
+    """
     path = Path(settings.RAG_SPOOL_DIR)
-    path.mkdir(mode=0o700, parents=True, exist_ok=True)
-    info = path.stat()
-    if info.st_uid != os.getuid():
-        raise PermissionError(f"The spool folder {path} (RAG_SPOOL_DIR) belongs to another user.")
-    if stat.S_IMODE(info.st_mode) != 0o700:
-        path.chmod(0o700)
+    try:
+        path.mkdir(mode=0o700, parents=True, exist_ok=True)
+        info = path.stat()
+        if info.st_uid != os.getuid():
+            raise SpoolUnusableError(
+                f"The spool folder {path} (RAG_SPOOL_DIR) belongs to another user."
+            )
+        if stat.S_IMODE(info.st_mode) != 0o700:
+            path.chmod(0o700)
+    except OSError as exc:
+        raise _unusable(path, exc) from exc
     return path
+
+
+def _unusable(path: Path, exc: OSError) -> SpoolUnusableError:
+    return SpoolUnusableError(
+        f"The spool folder {path} (RAG_SPOOL_DIR) cannot be used: {exc.strerror or exc}."
+    )
+
+
+def spool_problem() -> str | None:
+    """Why the spool folder cannot be used, in a sentence (a file is created and removed to
+    find out); None when it can."""
+    try:
+        directory = spool_dir()
+        with tempfile.NamedTemporaryFile(dir=directory, prefix=f"{os.getpid()}-check-"):
+            pass
+    except SpoolUnusableError as exc:
+        return str(exc)
+    except OSError as exc:
+        return str(_unusable(Path(settings.RAG_SPOOL_DIR), exc))
+    return None
 
 
 def _owner_pid(path: Path) -> int | None:
@@ -80,14 +118,24 @@ def spooled(storage: Storage, name: str) -> Iterator[IO[bytes]]:
     """The stored file ``name`` as a private local file, open for reading from its start.
 
     Storage errors pass through unchanged (see :func:`documents.storage.storage_fault`); the
+    spool folder's own (cannot be created, disk full) are :class:`SpoolUnusableError`. The
     local file is removed whatever happens.
     """
     directory = spool_dir()
-    with tempfile.NamedTemporaryFile(
-        mode="w+b", dir=directory, prefix=f"{os.getpid()}-", suffix=SUFFIX, delete=True
-    ) as spool:
+    try:
+        spool = tempfile.NamedTemporaryFile(
+            mode="w+b", dir=directory, prefix=f"{os.getpid()}-", suffix=SUFFIX, delete=True
+        )
+    except OSError as exc:
+        raise _unusable(directory, exc) from exc
+    with spool:
         with storage.open(name, "rb") as source:
-            _copy(source, spool)
+            try:
+                _copy(source, spool)
+            except OSError as exc:
+                if exc.errno not in LOCAL_DISK_ERRNOS:
+                    raise
+                raise _unusable(directory, exc) from exc
         spool.flush()
         spool.seek(0)
         logger.info("spool: %s -> %s bytes=%d", name, spool.name, os.fstat(spool.fileno()).st_size)

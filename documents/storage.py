@@ -76,6 +76,13 @@ def storage_fault(exc: BaseException) -> StorageFault | None:
     return None
 
 
+def storage_errors() -> tuple[type[BaseException], ...]:
+    """The exception types a storage backend raises (for :func:`storage_fault` to classify)."""
+    from botocore.exceptions import BotoCoreError, ClientError
+
+    return (OSError, BotoCoreError, ClientError)
+
+
 def storage_location() -> str:
     """Where files are stored, in words (for errors and logs)."""
     if settings.DJANGO_STORAGE == "s3":

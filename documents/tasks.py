@@ -29,8 +29,13 @@ TRANSIENT_ERRORS = (TransientIngestError, OperationalError, InterfaceError)
 def retry_delay(retries: int) -> float:
     """Exponential backoff with "equal" jitter: uniform in [step / 2, step], where step is
     min(cap, base * 2**retries). Never near zero: a retry sent straight back into the same
-    outage fails before the task even starts (Celery records its STARTED state first)."""
-    step = min(settings.RAG_RETRY_MAX_SECONDS, settings.RAG_RETRY_BASE_SECONDS * 2**retries)
+    outage fails before the task even starts (Celery records its STARTED state first).
+
+    The cap is also at most half of RAG_HEARTBEAT_STALE_SECONDS: a document waiting for its
+    retry stays processing without a heartbeat, and a longer wait would have the stuck-document
+    sweep requeue it under a new task, superseding the retry."""
+    cap = min(settings.RAG_RETRY_MAX_SECONDS, settings.RAG_HEARTBEAT_STALE_SECONDS / 2)
+    step = min(cap, settings.RAG_RETRY_BASE_SECONDS * 2**retries)
     return random.uniform(step / 2, step)
 
 

@@ -1,6 +1,6 @@
 """Celery worker signals: refuse to start with an unsupported pool, a mismatched embedder, an
-unusable file storage or OCR that cannot run; remove dead processes' spool files; close the
-bridge's loops on shutdown."""
+unusable file storage or spool folder, or OCR that cannot run; remove dead processes' spool
+files; close the bridge's loops on shutdown."""
 
 from __future__ import annotations
 
@@ -46,13 +46,14 @@ def refuse_unsupported_pool(sender: Any = None, **_kwargs: Any) -> None:
 
 
 def refuse_mismatched_embedder(**_kwargs: Any) -> None:
-    """Stop a worker whose embedder's vectors would not fit the database column."""
+    """Stop a worker whose embedder's vectors would not fit the database column, or whose
+    stale-heartbeat threshold would have running ingestions requeued as stuck."""
     import django
 
     django.setup()
-    from documents.checks import embedder_mismatch_errors
+    from documents.checks import embedder_mismatch_errors, heartbeat_threshold_errors
 
-    errors = embedder_mismatch_errors()
+    errors = heartbeat_threshold_errors() + embedder_mismatch_errors()
     if errors:
         message = errors[0].msg
         logger.critical(message)
@@ -67,6 +68,18 @@ def refuse_unusable_storage(**_kwargs: Any) -> None:
     problem = storage_problem()
     if problem:
         message = f"The worker cannot read stored files: {problem}"
+        logger.critical(message)
+        raise SystemExit(message)
+
+
+def refuse_unusable_spool(**_kwargs: Any) -> None:
+    """Stop a worker that cannot make its private copies of stored files (RAG_SPOOL_DIR): every
+    task would fail."""
+    from documents.spool import spool_problem
+
+    problem = spool_problem()
+    if problem:
+        message = f"The worker cannot copy stored files to read them: {problem}"
         logger.critical(message)
         raise SystemExit(message)
 
@@ -95,11 +108,12 @@ def refuse_unusable_ocr(**_kwargs: Any) -> None:
 
 def check_worker_can_start(sender: Any = None, **kwargs: Any) -> None:
     """worker_init: the pool must be supported, the embedder must fit the database, the file
-    storage must be usable and OCR must be able to run."""
+    storage and the spool folder must be usable and OCR must be able to run."""
     refuse_unsupported_pool(sender=sender, **kwargs)
     refuse_unusable_ocr()
     refuse_mismatched_embedder()
     refuse_unusable_storage()
+    refuse_unusable_spool()
     remove_stale_spool_files()
 
 

@@ -362,7 +362,9 @@ RAG_RETRY_MAX_SECONDS = float(os.environ.get("RAG_RETRY_MAX_SECONDS", "300"))
 RAG_MAX_ATTEMPTS = int(os.environ.get("RAG_MAX_ATTEMPTS", str(RAG_TASK_MAX_RETRIES + 3)))
 # A processing document whose ingestion showed no sign of life (its heartbeat, written with
 # its progress and at least every 20 s) for this long counts as stuck: its worker died, was
-# killed, or gave up during a database outage. Minutes, not the hard time limit.
+# killed, or gave up during a database outage. Minutes, not the hard time limit; at least three
+# heartbeats (system check documents.E007). A retry waits at most half of it (see
+# documents.tasks.retry_delay), so the sweep never supersedes a retry that is on its way.
 RAG_HEARTBEAT_STALE_SECONDS = int(os.environ.get("RAG_HEARTBEAT_STALE_SECONDS", "180"))
 # A queued document counts as stuck when its message is missing from the broker (read in Redis;
 # see documents.broker_queue); with another broker, or in the admin's stuck filter, when it

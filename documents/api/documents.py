@@ -73,7 +73,8 @@ def _upload(request: HttpRequest, file: UploadedFile, collection: str, title: st
     report = intake_files(files=[item])
     (outcome,) = report.outcomes
     if outcome.verdict == Verdict.REJECTED:
-        raise HttpError(413 if outcome.code == "too_large" else 400, outcome.reason)
+        status = {"too_large": 413, "storage_unavailable": 503}.get(outcome.code, 400)
+        raise HttpError(status, outcome.reason)
     document = Document.objects.get(pk=outcome.document_id)
     if not api_key.allows_collection(document.collection):  # created meanwhile by another upload
         raise HttpError(409, BYTES_REFUSED)

@@ -199,3 +199,47 @@ def test_the_upload_outcome_survives_a_reload_and_stays_in_its_session(
         django_user_model.objects.create_superuser("other", "o@example.com", "pw-other-1")
     )
     assert outcome_rows(other.get(outcome_url)) == {}
+
+
+@pytest.mark.django_db(transaction=True)
+@pytest.mark.parametrize("way", ["change page", "delete_selected action"])
+def test_the_admins_delete_ends_a_running_ingestion_instead_of_waiting_for_it(staff_client, way):
+    import io
+
+    import psycopg
+    from django.db import connection
+
+    from documents import intake
+    from documents.ingestion import DOCUMENT_LOCK_NAMESPACE
+
+    data = b"%PDF-1.7\nbeing ingested"
+    document = intake.document_create(file=io.BytesIO(data), name="a.pdf", size=len(data)).document
+    # What an ingestion writing the document's chunks holds, in a session of its own: rag's
+    # per-document transaction lock, and the row lock its uncommitted chunks take.
+    params = connection.get_connection_params()
+    ingesting = psycopg.connect(**{k: v for k, v in params.items() if k != "cursor_factory"})
+    ingesting.execute(
+        "SELECT pg_advisory_xact_lock(%s, %s)", [DOCUMENT_LOCK_NAMESPACE, document.pk]
+    )
+    ingesting.execute(
+        f"SELECT 1 FROM {Document._meta.db_table} WHERE id = %s FOR KEY SHARE", [document.pk]
+    )
+    with connection.cursor() as cursor:
+        cursor.execute("SET lock_timeout = '5s'")  # the old, waiting delete fails, not hangs
+    try:
+        if way == "change page":
+            url = reverse("admin:documents_document_delete", args=[document.pk])
+            response = staff_client.post(url, {"post": "yes"})
+        else:
+            response = staff_client.post(
+                reverse("admin:documents_document_changelist"),
+                {"action": "delete_selected", "_selected_action": [document.pk], "post": "yes"},
+            )
+        assert response.status_code == 302
+        assert not Document.objects.filter(pk=document.pk).exists()
+        with pytest.raises(psycopg.OperationalError):
+            ingesting.execute("SELECT 1")  # its session was ended, its changes rolled back
+    finally:
+        ingesting.close()
+        with connection.cursor() as cursor:
+            cursor.execute("SET lock_timeout = 0")

@@ -291,3 +291,68 @@ def test_files_over_the_size_limit_are_refused(settings):
     with pytest.raises(ValidationError) as caught:
         create()
     assert caught.value.code == "too_large"
+
+
+@pytest.mark.django_db(transaction=True)
+def test_two_uploads_of_the_same_bytes_at_once_leave_one_document_and_one_file(
+    monkeypatch, settings
+):
+    import threading
+
+    from django.core.files.storage import FileSystemStorage
+    from django.db import connections
+
+    data = pdf("uploaded twice at once")
+    real_save = FileSystemStorage.save
+    raced = []
+
+    def save_after_the_other_upload(self, name, content, *args, **kwargs):
+        # Both uploads checked that no file exists; the other one saves and commits first.
+        if not raced:
+            raced.append(True)
+            other = threading.Thread(target=other_upload)
+            other.start()
+            other.join()
+        return real_save(self, name, content, *args, **kwargs)
+
+    def other_upload():
+        try:
+            intake.document_create(file=io.BytesIO(data), name="other.pdf", size=len(data))
+        finally:
+            connections.close_all()
+
+    monkeypatch.setattr(FileSystemStorage, "save", save_after_the_other_upload)
+    result = intake.document_create(file=io.BytesIO(data), name="this.pdf", size=len(data))
+    assert not result.created
+    assert Document.objects.get().pk == result.document.pk
+    stored = sorted(p.name for p in Path(settings.MEDIA_ROOT).rglob("*") if p.is_file())
+    assert stored == [Path(result.document.file.name).name]
+
+
+def storage_outage(kind: str) -> Exception:
+    """What an S3-compatible storage raises while it is down or overloaded."""
+    from botocore.exceptions import ClientError, EndpointConnectionError
+
+    if kind == "unreachable":
+        return EndpointConnectionError(endpoint_url="http://storage.invalid:9000")
+    return ClientError(
+        {"Error": {"Code": "SlowDown"}, "ResponseMetadata": {"HTTPStatusCode": 503}}, "PutObject"
+    )
+
+
+@pytest.mark.parametrize("kind", ["unreachable", "throttled"])
+def test_a_storage_outage_rejects_the_upload_to_try_again_and_writes_nothing(
+    take_in, kind, monkeypatch, settings, django_capture_on_commit_callbacks
+):
+    from django.core.files.storage import FileSystemStorage
+
+    def down(self, name, content):
+        raise storage_outage(kind)
+
+    monkeypatch.setattr(FileSystemStorage, "_save", down)
+    with django_capture_on_commit_callbacks() as sent:
+        seen = take_in([("report.pdf", pdf("storage down"))])
+    assert seen["report.pdf"] == Seen("rejected", None, "File storage unavailable, try again.")
+    assert not Document.objects.exists()
+    assert not list(settings.MEDIA_ROOT.rglob("*.pdf"))
+    assert sent == []

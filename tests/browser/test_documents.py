@@ -15,7 +15,7 @@ from tests.browser.conftest import INGEST_TIMEOUT_MS, seen_statuses, watch_statu
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 
 FOUR_PAGES = "text-pdflatex-4pages.pdf"
-BROKEN = "broken-cyclic-page-tree.pdf"
+BROKEN = "broken-pages-object-poppler-reads-4pages.pdf"  # neither pypdf nor PDFium reads it
 
 
 def open_document(page, title: str) -> None:

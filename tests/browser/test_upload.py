@@ -15,7 +15,7 @@ from tests.browser.conftest import INGEST_TIMEOUT_MS, seen_statuses, watch_statu
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 
 GOOD = ("text-pdflatex-4pages.pdf", "text-latex-two-column-3pages.pdf")
-BROKEN = "broken-cyclic-page-tree.pdf"  # a PDF header, but pypdf cannot open it: "corrupt"
+BROKEN = "broken-pages-object-poppler-reads-4pages.pdf"  # neither pypdf nor PDFium reads it
 
 
 def drop_file(page, selector: str, path) -> None:
@@ -89,7 +89,7 @@ def test_three_pdfs_uploaded_reach_ready_and_failed_without_reloading(
 
     # The document list shows the same, with the failure's code and message.
     page.get_by_role("link", name="All documents").click()
-    failed = page.locator("#result_list tr", has_text="broken-cyclic-page-tree")
+    failed = page.locator("#result_list tr", has_text=BROKEN.removesuffix(".pdf"))
     expect(failed.locator(".fca-status")).to_have_text("Failed")
     expect(failed.locator(".fca-error-code")).to_have_text("corrupt")
     expect(failed.locator(".fca-error-message")).not_to_be_empty()

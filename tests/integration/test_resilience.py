@@ -3,6 +3,7 @@ lost broker messages, the whole corpus, and pathological PDFs, all on real worke
 
 from __future__ import annotations
 
+import asyncio
 import io
 import json
 from collections.abc import Callable, Iterator
@@ -21,14 +22,16 @@ from django.utils import timezone
 from django_celery_results.models import TaskResult
 
 from documents import intake, services
+from documents.ingestion import rag_config
 from documents.models import Document
 from documents.tasks import ingest_pdf_task
 from fca_site import embedded_db
 from fca_site.celery import app
+from rag import page_reader
 from rag.chunking import chunk_pages
 from rag.config import EmbedderConfig
 from rag.embedding import HashEmbedder
-from rag.parsing import PdfDocument
+from rag.parsing import Page
 from rag.store import DOCUMENT_LOCK_NAMESPACE
 from tests import pdf_factory, workers
 from tests.conftest import TEST_BROKER_URL, TEST_QUEUE
@@ -53,17 +56,22 @@ def add_document(path: Path | None = None, *, data: bytes | None = None, name: s
 
 
 def expected_chunk_count(path: Path) -> int:
-    """What an undisturbed ingestion produces (same tokenizer and sizes as the worker's)."""
-    tokenizer = HashEmbedder(EmbedderConfig(kind="hash")).tokenizer
-    with path.open("rb") as fh:
-        pdf = PdfDocument(fh, max_pages=settings.RAG_MAX_PAGES)
-        chunks = chunk_pages(
-            pdf.pages(),
-            tokenizer,
-            chunk_tokens=settings.RAG_CHUNK_TOKENS,
-            overlap_tokens=settings.RAG_CHUNK_OVERLAP_TOKENS,
-        )
-        return sum(1 for _ in chunks)
+    """What an undisturbed ingestion produces: the worker's page reader (pypdf, PDFium, OCR as
+    configured) and the worker's tokenizer and sizes."""
+    config = rag_config()
+
+    async def read_pages() -> list[Page]:
+        async with page_reader.open_pdf(path.read_bytes(), config=config) as reader:
+            return [page async for page, _seconds in reader.pages()]
+
+    chunks = chunk_pages(
+        asyncio.run(read_pages()),
+        HashEmbedder(EmbedderConfig(kind="hash")).tokenizer,
+        chunk_tokens=config.chunk_tokens,
+        overlap_tokens=config.chunk_overlap_tokens,
+        max_chars=config.chunk_max_chars,
+    )
+    return sum(1 for _ in chunks)
 
 
 

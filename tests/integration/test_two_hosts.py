@@ -74,16 +74,20 @@ def namespaces() -> Iterator[list[str]]:
 
 
 
-def expected_outcomes(corpus) -> dict[Path, Document.Status]:
-    """Files whose fate the manifest settles: plenty of text is ready, unreadable is failed
-    (the image-only and nearly textless files depend on OCR and are left out, as are the longest
-    books, to keep the run short)."""
+FINISHED = {Document.Status.READY, Document.Status.FAILED}
+
+
+def expected_outcomes(corpus) -> dict[Path, set[Document.Status]]:
+    """What the manifest settles for each file sent: plenty of text is ready; a file pypdf
+    cannot open ends finished either way (PDFium reads some of them). The image-only and nearly
+    textless files, whose fate is OCR's, are left out, as are the longest books, to keep the run
+    short."""
     outcomes = {}
     for entry in corpus.values():
         if entry.page_count is not None and 500 <= entry.extractable_chars < 300_000:
-            outcomes[entry.path] = Document.Status.READY
+            outcomes[entry.path] = {Document.Status.READY}
         elif entry.pages.startswith("error") and entry.path.stat().st_size > 0:
-            outcomes[entry.path] = Document.Status.FAILED
+            outcomes[entry.path] = FINISHED
     return outcomes
 
 
@@ -144,9 +148,9 @@ def test_two_workers_in_separate_network_namespaces_ingest_the_corpus_between_th
         assert ingest.returncode != 0, report  # some (the broken files) failed
 
         assert Document.objects.count() == len(outcomes), report
-        for path, status in outcomes.items():
+        for path, statuses in outcomes.items():
             document = Document.objects.get(title=path.stem.replace("_", " "))
-            assert document.status == status, (path.name, document.error_code, report)
+            assert document.status in statuses, (path.name, document.error_code, report)
             ordinals = list(
                 Chunk.objects.filter(document=document)
                 .order_by("ordinal")

@@ -21,6 +21,7 @@ import math
 import os
 import re
 import threading
+import time
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -174,6 +175,10 @@ class LocalEmbedder:
         # Not self._lock: a lane loading the model holds that for seconds, and the event loop
         # asks for the pool on every call.
         self._pool_lock = threading.Lock()
+        self.cpu_seconds = 0.0
+        """CPU seconds the lanes have spent computing, since the process started (a reader
+        takes the difference around its calls)."""
+        self._cpu_lock = threading.Lock()
 
     def _load(self) -> Any:
         with self._lock:
@@ -234,6 +239,16 @@ class LocalEmbedder:
             )
         return vectors.astype("float32", copy=False).tolist()
 
+    def _timed_encode(self, texts: Sequence[str]) -> list[list[float]]:
+        """:meth:`_encode` in a lane, its thread's CPU seconds added to :attr:`cpu_seconds`."""
+        started = time.thread_time()
+        try:
+            return self._encode(texts)
+        finally:
+            spent = time.thread_time() - started
+            with self._cpu_lock:
+                self.cpu_seconds += spent
+
     async def embed(self, texts: Sequence[str]) -> list[list[float]]:
         # The model computes on the CPU for a while; threads keep the event loop free to
         # write the previous batch to the database meanwhile.
@@ -242,7 +257,7 @@ class LocalEmbedder:
         slices = split_evenly(texts, self.lanes)
         try:
             results = await asyncio.gather(
-                *(loop.run_in_executor(pool, self._encode, part) for part in slices)
+                *(loop.run_in_executor(pool, self._timed_encode, part) for part in slices)
             )
             return [vector for result in results for vector in result]
         finally:

@@ -49,6 +49,10 @@ class IngestResult:
     chunks: int
     embedder: str
     seconds: dict[str, float] = field(default_factory=dict)
+    cpu_seconds: dict[str, float] = field(default_factory=dict)
+    """CPU seconds per stage: ``parse`` and ``ocr`` (the reader child's own), ``embed`` (the
+    embedder's lanes, for a local embedder), ``chunk`` (on the event loop's thread) and
+    ``loop`` (the rest of that thread: opening, taking pages from the child, writing)."""
     failed_pages: list[int] = field(default_factory=list)
     page_sources: dict[str, int] = field(default_factory=dict)
     """Pages whose text came from each reader (``pypdf``, ``pdfium``, ``ocr``)."""
@@ -61,10 +65,11 @@ class IngestResult:
 
 
 class _Stopwatch:
-    """Accumulates seconds per stage."""
+    """Accumulates seconds, and CPU seconds where they can be measured, per stage."""
 
     def __init__(self) -> None:
         self.seconds: dict[str, float] = {}
+        self.cpu: dict[str, float] = {}
 
     def add(self, stage: str, started: float) -> None:
         self.add_seconds(stage, time.perf_counter() - started)
@@ -72,8 +77,14 @@ class _Stopwatch:
     def add_seconds(self, stage: str, seconds: float) -> None:
         self.seconds[stage] = self.seconds.get(stage, 0.0) + seconds
 
+    def add_cpu(self, stage: str, seconds: float) -> None:
+        self.cpu[stage] = self.cpu.get(stage, 0.0) + seconds
+
     def rounded(self) -> dict[str, float]:
         return {stage: round(value, 4) for stage, value in self.seconds.items()}
+
+    def rounded_cpu(self) -> dict[str, float]:
+        return {stage: round(value, 4) for stage, value in self.cpu.items()}
 
 
 class _Progress:
@@ -184,6 +195,10 @@ class IngestPipeline:
     ) -> IngestResult:
         watch = _Stopwatch()
         total_started = time.perf_counter()
+        # This coroutine runs on the loop's thread: its CPU seconds are the loop's.
+        loop_cpu_started = time.thread_time()
+        # The lanes' counter is per embedder (per process); one ingestion runs at a time there.
+        embed_cpu_started = getattr(self.embedder, "cpu_seconds", None)
         try:
             async with self.engine.connect() as conn:
                 await store.check_dimensions(
@@ -212,6 +227,9 @@ class IngestPipeline:
                     )
                 if pdf.ocr_pages:
                     watch.add_seconds("ocr", pdf.ocr_seconds)
+                watch.add_cpu("parse", pdf.cpu_seconds)
+                if pdf.ocr_pages:
+                    watch.add_cpu("ocr", pdf.ocr_cpu_seconds)
         except DBAPIError as exc:
             # Only a lost or refused connection is worth retrying; a failing statement is a bug.
             if not (
@@ -220,24 +238,31 @@ class IngestPipeline:
                 raise
             raise TransientIngestError(f"Database unavailable: {exc.orig or exc}") from exc
         watch.add("total", total_started)
+        if embed_cpu_started is not None:
+            watch.add_cpu("embed", self.embedder.cpu_seconds - embed_cpu_started)
+        loop_cpu = time.thread_time() - loop_cpu_started
+        watch.add_cpu("loop", loop_cpu - watch.cpu.get("chunk", 0.0))
         result = IngestResult(
             document_id=document_id,
             pages=pdf.page_count,
             chunks=chunk_count,
             embedder=self.embedder.name,
             seconds=watch.rounded(),
+            cpu_seconds=watch.rounded_cpu(),
             failed_pages=list(pdf.stats.failed_pages),
             page_sources=dict(pdf.stats.page_sources),
             skipped_pages=list(pdf.stats.skipped_pages),
         )
         logger.info(
-            "ingested document_id=%d pages=%d chunks=%d failed_pages=%d page_sources=%s seconds=%s",
+            "ingested document_id=%d pages=%d chunks=%d failed_pages=%d page_sources=%s "
+            "seconds=%s cpu_seconds=%s",
             document_id,
             result.pages,
             result.chunks,
             len(result.failed_pages),
             result.page_sources,
             result.seconds,
+            result.cpu_seconds,
         )
         return result
 
@@ -328,9 +353,10 @@ class IngestPipeline:
         pending: list[Chunk] = []
         try:
             while (page := await pages.get()) is not None:
-                started = time.perf_counter()
+                started, cpu_started = time.perf_counter(), time.thread_time()
                 pending.extend(chunker.add_page(page))
                 watch.add("chunk", started)
+                watch.add_cpu("chunk", time.thread_time() - cpu_started)
                 while len(pending) >= batch_size:
                     await batches.put(pending[:batch_size])
                     del pending[:batch_size]

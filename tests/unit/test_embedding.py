@@ -73,6 +73,8 @@ def test_real_local_model_embeds_what_is_ingested(rag_bridge, corpus):
 
     result, (chunk_text, stored, chunk_embedder) = rag_bridge.run(ingest_and_read())
     assert result.embedder == chunk_embedder == "sentence-transformers/all-MiniLM-L6-v2"
+    # The lanes' thread CPU seconds, measured in the lanes: the model's work, reported apart.
+    assert result.cpu_seconds["embed"] > 0
     stored_vector = [float(v) for v in stored.strip("[]").split(",")]
 
     # Encode independently with sentence-transformers: the stored vector is the model's.

@@ -246,6 +246,22 @@ def test_stage_timings_include_waiting(rag_bridge, corpus):
     assert {"parse", "chunk", "embed", "write", "wait", "total"} <= set(result.seconds)
 
 
+def test_stage_cpu_seconds_are_reported_from_the_reader_child_and_the_loop(rag_bridge, corpus):
+    document = make_document()
+    result = ingest(
+        rag_bridge, document.pk, corpus["text-openoffice-55pages.pdf"].path.read_bytes()
+    )
+    cpu = result.cpu_seconds
+    assert {"parse", "chunk", "loop"} <= set(cpu)
+    assert all(value > 0 for value in cpu.values())
+    # The child parses single-threaded: its CPU seconds cannot exceed the parse stage's time
+    # (which also counts starting the child), nor the loop's the whole ingestion's.
+    assert cpu["parse"] <= result.seconds["parse"]
+    assert cpu["chunk"] + cpu["loop"] <= result.seconds["total"]
+    assert "embed" not in cpu  # the hash embedder computes on the loop: counted there
+    assert "ocr" not in cpu  # a text PDF: no page OCR'd
+
+
 def test_progress_is_published_outside_the_transaction_as_pages_are_embedded(
     rag_bridge, corpus, monkeypatch
 ):

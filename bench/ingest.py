@@ -228,6 +228,9 @@ def main() -> None:
 
     repeat = max(1, args.repeat)
     limit = limits(inputs, repeat=repeat)
+    # Shown now too: the worker runs below take minutes.
+    sys.stdout.write(f"limits: {limit}\n")
+    sys.stdout.flush()
     runs: dict[str, dict[str, float]] = {}
     with tempfile.TemporaryDirectory() as log_dir:
         if not args.skip_seed:

@@ -169,7 +169,7 @@ def limits(inputs: Inputs, *, repeat: int = 1) -> dict[str, Any]:
         for _ in range(repeat):
             cpu_started = time.process_time()
             started = time.perf_counter()
-            out = asyncio.run(embed_as_pipeline(embedder, texts, config.embedder.batch_size))
+            out = asyncio.run(embed_as_pipeline(embedder, chunks, config.embedder.batch_size))
             passes.append(time.perf_counter() - started)
             cpu.append(time.process_time() - cpu_started)
         figures[f"embed_seconds[{runtime}]"] = statistics.median(passes)
@@ -185,21 +185,39 @@ def limits(inputs: Inputs, *, repeat: int = 1) -> dict[str, Any]:
     return figures
 
 
-async def embed_as_pipeline(embedder: Any, texts: list[str], batch: int) -> list[list[float]]:
-    """Embed ``texts`` in batches as the service does (the same calls kept in flight), with
-    nothing else to do: the embedder's own speed."""
+async def embed_as_pipeline(embedder: Any, chunks: list[Any], batch: int) -> list[list[float]]:
+    """Embed ``chunks`` in the batches the service forms (rag.batching), with the same calls
+    kept in flight and nothing else to do: the embedder's own speed. Vectors in chunk order."""
     from collections import deque
 
+    from rag.batching import BatchFormer
     from rag.pipeline import EMBED_CALLS_IN_FLIGHT
 
-    in_flight: deque[asyncio.Task[list[list[float]]]] = deque()
-    out: list[list[float]] = []
-    for start in range(0, len(texts), batch):
-        in_flight.append(asyncio.create_task(embedder.embed(texts[start : start + batch])))
+    # Batches are formed per document, as each ingestion does (its ordinals start at 0).
+    position = {id(chunk): index for index, chunk in enumerate(chunks)}
+    batches = []
+    former = BatchFormer(batch)
+    for chunk in chunks:
+        if chunk.ordinal == 0:
+            batches += former.finish()
+        batches += former.add([chunk])
+    batches += former.finish()
+    in_flight: deque[tuple[list[int], asyncio.Task[list[list[float]]]]] = deque()
+    out: list[list[float]] = [[] for _ in chunks]
+
+    async def collect() -> None:
+        indices, task = in_flight.popleft()
+        for index, vector in zip(indices, await task, strict=True):
+            out[index] = vector
+
+    for formed in batches:
+        texts = [chunk.text for chunk in formed.chunks]
+        indices = [position[id(chunk)] for chunk in formed.chunks]
+        in_flight.append((indices, asyncio.create_task(embedder.embed(texts))))
         if len(in_flight) >= EMBED_CALLS_IN_FLIGHT:
-            out += await in_flight.popleft()
+            await collect()
     while in_flight:
-        out += await in_flight.popleft()
+        await collect()
     return out
 
 

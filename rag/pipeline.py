@@ -19,7 +19,8 @@ from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from rag import page_reader, store
-from rag.chunking import Chunk, Chunker
+from rag.batching import Batch, BatchFormer
+from rag.chunking import Chunker
 from rag.config import RAGConfig
 from rag.embedding import Embedder
 from rag.errors import TransientIngestError
@@ -282,11 +283,11 @@ class IngestPipeline:
         one before. ``embed`` is the time the embedder was busy, ``wait`` the time it was not.
         """
         pages: asyncio.Queue[Page | None] = asyncio.Queue(maxsize=PAGES_AHEAD)
-        batches: asyncio.Queue[list[Chunk] | None] = asyncio.Queue(maxsize=1)
+        batches: asyncio.Queue[Batch | None] = asyncio.Queue(maxsize=1)
         reader = asyncio.create_task(self._read_pages(pdf, pages, watch))
         chunking = asyncio.create_task(self._chunk_batches(pages, batches, watch))
         busy = _BusyClock()
-        in_flight: deque[tuple[list[Chunk], asyncio.Task[list[list[float]]]]] = deque()
+        in_flight: deque[tuple[Batch, asyncio.Task[list[list[float]]]]] = deque()
         writing: asyncio.Task[None] | None = None
         written = 0
         started = time.perf_counter()
@@ -294,22 +295,23 @@ class IngestPipeline:
         async def write_oldest() -> None:
             nonlocal writing, written
             batch, embedding = in_flight[0]
+            chunks = batch.chunks
             vectors = await embedding
             in_flight.popleft()  # only now: until it is done, the clean-up below must see it
             if writing is not None:
                 await writing  # one write in flight: the connection serves one statement
             rows = [
                 store.EmbeddedChunk(chunk=chunk, embedding=vector)
-                for chunk, vector in zip(batch, vectors, strict=True)
+                for chunk, vector in zip(chunks, vectors, strict=True)
             ]
             writing = asyncio.create_task(self._write(conn, document_id, rows, watch))
             written += len(rows)
-            # Pages before the one the batch ends on are fully embedded (pages count from 1).
-            await progress.maybe_publish(batch[-1].page_end - 1)
+            if batch.pages_done is not None:
+                await progress.maybe_publish(batch.pages_done)
 
         try:
             while (batch := await batches.get()) is not None:
-                texts = [chunk.text for chunk in batch]
+                texts = [chunk.text for chunk in batch.chunks]
                 in_flight.append(
                     (batch, asyncio.create_task(busy.track(self.embedder.embed, texts)))
                 )
@@ -339,30 +341,28 @@ class IngestPipeline:
     async def _chunk_batches(
         self,
         pages: asyncio.Queue[Page | None],
-        batches: asyncio.Queue[list[Chunk] | None],
+        batches: asyncio.Queue[Batch | None],
         watch: _Stopwatch,
     ) -> None:
-        """Chunk pages as they come; hand over batches of the embedder's batch size; None last."""
+        """Chunk pages as they come; hand over batches of the embedder's batch size, of chunks
+        of similar length (rag.batching); None last."""
         chunker = Chunker(
             self.embedder.tokenizer,
             chunk_tokens=self.config.chunk_tokens,
             overlap_tokens=self.config.chunk_overlap_tokens,
             max_chars=self.config.chunk_max_chars,
         )
-        batch_size = max(1, self.config.embedder.batch_size)
-        pending: list[Chunk] = []
+        former = BatchFormer(self.config.embedder.batch_size)
         try:
             while (page := await pages.get()) is not None:
                 started, cpu_started = time.perf_counter(), time.thread_time()
-                pending.extend(chunker.add_page(page))
+                ready = former.add(chunker.add_page(page))
                 watch.add("chunk", started)
                 watch.add_cpu("chunk", time.thread_time() - cpu_started)
-                while len(pending) >= batch_size:
-                    await batches.put(pending[:batch_size])
-                    del pending[:batch_size]
-            pending.extend(chunker.finish())
-            for start in range(0, len(pending), batch_size):
-                await batches.put(pending[start : start + batch_size])
+                for batch in ready:
+                    await batches.put(batch)
+            for batch in former.add(chunker.finish()) + former.finish():
+                await batches.put(batch)
         except BaseException:
             _end_queue_now(batches)
             raise

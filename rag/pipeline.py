@@ -22,7 +22,7 @@ from rag import page_reader, store
 from rag.batching import Batch, BatchFormer
 from rag.chunking import Chunker
 from rag.config import RAGConfig
-from rag.embedding import Embedder
+from rag.embedding import Embedder, release_free_memory
 from rag.errors import TransientIngestError
 from rag.parsing import Page
 
@@ -190,6 +190,7 @@ class IngestPipeline:
         finally:
             heartbeat.cancel()
             await asyncio.gather(heartbeat, return_exceptions=True)
+            release_free_memory(force=True)  # the batches' memory, once the document is done
 
     async def _ingest(
         self, document_id: int, stream: BinaryIO, progress: _Progress

@@ -61,6 +61,8 @@ async def _ingest(document_id: int, path: str) -> int:
                         page_end=chunk.page_end,
                         text=chunk.text,
                         token_count=chunk.token_count,
+                        ocr=chunk.ocr,
+                        ocr_confidence=chunk.ocr_confidence,
                         embedder=embedder.name,
                         embedding=vector,
                     )

@@ -27,9 +27,11 @@ stdin and closes it; the child writes JSON lines to stdout: ``{"pages": N, "seco
 once opened (or ``{"error": <class name>, "message": ...}`` and nothing more), then for each
 page in order ``{"ocr": n, "reason": ..., "seconds": ...}`` first if the page is OCR'd, and
 ``{"page": n, "text": ..., "source": ..., "ocr_confidence": ..., "seconds": ...,
-"ocr_seconds": ...}`` (or an error, for a page over ``max_page_chars``), then
-``{"stats": {...}}``. A pipe holds only a few pages, so the child reads no further ahead than
-the consumer allows.
+"ocr_seconds": ..., "cpu": ..., "ocr_cpu": ...}`` (or an error, for a page over
+``max_page_chars``), then ``{"stats": {...}}``. ``cpu`` and ``ocr_cpu`` are the child's own
+CPU seconds (``time.process_time``, Tesseract's threads included) reading the text layer and
+running OCR. A pipe holds only a few pages, so the child reads no further ahead than the
+consumer allows.
 
 A child killed by a signal (out of memory, an operator) raises :class:`ReaderCrashedError`,
 which is retried like a worker that died; a child that exits otherwise before the end is a
@@ -99,6 +101,8 @@ class PageReader:
         self.ocr_pages = 0
         self.ocr_seconds = 0.0
         self._in_ocr = False  # the child is rendering and recognising the next page
+        self.cpu_seconds = 0.0  # the child's, opening the file and reading text layers
+        self.ocr_cpu_seconds = 0.0
         self.stats = ExtractionStats()
         self._spent = 0.0
 
@@ -131,6 +135,7 @@ class PageReader:
             self._process.stdin.close()
         message = await self._next_message()
         self.page_count = message["pages"]
+        self.cpu_seconds += message["cpu"]
         self._account(message["seconds"])
 
     async def pages(self) -> AsyncIterator[tuple[Page, float]]:
@@ -157,6 +162,8 @@ class PageReader:
                 self.ocr_pages += 1
                 self.ocr_seconds += message["ocr_seconds"]
             self._account(message["seconds"], message["ocr_seconds"])
+            self.cpu_seconds += message["cpu"]
+            self.ocr_cpu_seconds += message["ocr_cpu"]
             page = Page(
                 number=message["page"],
                 text=message["text"],
@@ -392,24 +399,29 @@ def main(argv: list[str]) -> int:
     out = io.TextIOWrapper(sys.stdout.buffer, encoding="utf-8", newline="\n")
     _emit(out, {"ready": True})
     data = sys.stdin.buffer.read()
-    started = time.perf_counter()
+    started, cpu_started = time.perf_counter(), time.process_time()
     try:
         pdf = PageSources(data, max_pages=settings["max_pages"], ocr=OcrSettings(**settings["ocr"]))
     except PermanentIngestError as exc:
         _emit(out, {"error": type(exc).__name__, "message": exc.message})
         return 0
     del data
-    _emit(out, {"pages": pdf.page_count, "seconds": time.perf_counter() - started})
+    opened = {"pages": pdf.page_count, "seconds": time.perf_counter() - started}
+    _emit(out, {**opened, "cpu": time.process_time() - cpu_started})
     for index in range(pdf.page_count):
+        cpu_started = time.process_time()
         read = pdf.read_text(index)
         if _too_large(out, read.page, max_page_chars):
             return 0
         reason = pdf.ocr_reason(read)
+        ocr_cpu = 0.0
         if reason:
             # The parent now allows the step OCR's budget instead of parsing's.
             _emit(out, {"ocr": index + 1, "reason": reason, "seconds": read.parse_seconds})
             read.parse_seconds = 0.0  # counted
+            ocr_started = time.process_time()
             pdf.ocr(read, reason)
+            ocr_cpu = time.process_time() - ocr_started
             if _too_large(out, read.page, max_page_chars):
                 return 0
         pdf.count(read)
@@ -423,6 +435,8 @@ def main(argv: list[str]) -> int:
                 "ocr_confidence": page.ocr_confidence,
                 "seconds": read.parse_seconds,
                 "ocr_seconds": read.ocr_seconds,
+                "cpu": time.process_time() - cpu_started - ocr_cpu,
+                "ocr_cpu": ocr_cpu,
             },
         )
     _emit(out, {"stats": vars(pdf.stats)})

@@ -19,9 +19,10 @@ from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from rag import page_reader, store
-from rag.chunking import Chunk, Chunker
+from rag.batching import Batch, BatchFormer
+from rag.chunking import Chunker
 from rag.config import RAGConfig
-from rag.embedding import Embedder
+from rag.embedding import Embedder, release_free_memory
 from rag.errors import TransientIngestError
 from rag.parsing import Page
 
@@ -49,6 +50,10 @@ class IngestResult:
     chunks: int
     embedder: str
     seconds: dict[str, float] = field(default_factory=dict)
+    cpu_seconds: dict[str, float] = field(default_factory=dict)
+    """CPU seconds per stage: ``parse`` and ``ocr`` (the reader child's own), ``embed`` (the
+    embedder's lanes, for a local embedder), ``chunk`` (on the event loop's thread) and
+    ``loop`` (the rest of that thread: opening, taking pages from the child, writing)."""
     failed_pages: list[int] = field(default_factory=list)
     page_sources: dict[str, int] = field(default_factory=dict)
     """Pages whose text came from each reader (``pypdf``, ``pdfium``, ``ocr``)."""
@@ -61,10 +66,11 @@ class IngestResult:
 
 
 class _Stopwatch:
-    """Accumulates seconds per stage."""
+    """Accumulates seconds, and CPU seconds where they can be measured, per stage."""
 
     def __init__(self) -> None:
         self.seconds: dict[str, float] = {}
+        self.cpu: dict[str, float] = {}
 
     def add(self, stage: str, started: float) -> None:
         self.add_seconds(stage, time.perf_counter() - started)
@@ -72,8 +78,14 @@ class _Stopwatch:
     def add_seconds(self, stage: str, seconds: float) -> None:
         self.seconds[stage] = self.seconds.get(stage, 0.0) + seconds
 
+    def add_cpu(self, stage: str, seconds: float) -> None:
+        self.cpu[stage] = self.cpu.get(stage, 0.0) + seconds
+
     def rounded(self) -> dict[str, float]:
         return {stage: round(value, 4) for stage, value in self.seconds.items()}
+
+    def rounded_cpu(self) -> dict[str, float]:
+        return {stage: round(value, 4) for stage, value in self.cpu.items()}
 
 
 class _Progress:
@@ -178,12 +190,17 @@ class IngestPipeline:
         finally:
             heartbeat.cancel()
             await asyncio.gather(heartbeat, return_exceptions=True)
+            release_free_memory(force=True)  # the batches' memory, once the document is done
 
     async def _ingest(
         self, document_id: int, stream: BinaryIO, progress: _Progress
     ) -> IngestResult:
         watch = _Stopwatch()
         total_started = time.perf_counter()
+        # This coroutine runs on the loop's thread: its CPU seconds are the loop's.
+        loop_cpu_started = time.thread_time()
+        # The lanes' counter is per embedder (per process); one ingestion runs at a time there.
+        embed_cpu_started = getattr(self.embedder, "cpu_seconds", None)
         try:
             async with self.engine.connect() as conn:
                 await store.check_dimensions(
@@ -212,6 +229,9 @@ class IngestPipeline:
                     )
                 if pdf.ocr_pages:
                     watch.add_seconds("ocr", pdf.ocr_seconds)
+                watch.add_cpu("parse", pdf.cpu_seconds)
+                if pdf.ocr_pages:
+                    watch.add_cpu("ocr", pdf.ocr_cpu_seconds)
         except DBAPIError as exc:
             # Only a lost or refused connection is worth retrying; a failing statement is a bug.
             if not (
@@ -220,24 +240,31 @@ class IngestPipeline:
                 raise
             raise TransientIngestError(f"Database unavailable: {exc.orig or exc}") from exc
         watch.add("total", total_started)
+        if embed_cpu_started is not None:
+            watch.add_cpu("embed", self.embedder.cpu_seconds - embed_cpu_started)
+        loop_cpu = time.thread_time() - loop_cpu_started
+        watch.add_cpu("loop", loop_cpu - watch.cpu.get("chunk", 0.0))
         result = IngestResult(
             document_id=document_id,
             pages=pdf.page_count,
             chunks=chunk_count,
             embedder=self.embedder.name,
             seconds=watch.rounded(),
+            cpu_seconds=watch.rounded_cpu(),
             failed_pages=list(pdf.stats.failed_pages),
             page_sources=dict(pdf.stats.page_sources),
             skipped_pages=list(pdf.stats.skipped_pages),
         )
         logger.info(
-            "ingested document_id=%d pages=%d chunks=%d failed_pages=%d page_sources=%s seconds=%s",
+            "ingested document_id=%d pages=%d chunks=%d failed_pages=%d page_sources=%s "
+            "seconds=%s cpu_seconds=%s",
             document_id,
             result.pages,
             result.chunks,
             len(result.failed_pages),
             result.page_sources,
             result.seconds,
+            result.cpu_seconds,
         )
         return result
 
@@ -257,11 +284,11 @@ class IngestPipeline:
         one before. ``embed`` is the time the embedder was busy, ``wait`` the time it was not.
         """
         pages: asyncio.Queue[Page | None] = asyncio.Queue(maxsize=PAGES_AHEAD)
-        batches: asyncio.Queue[list[Chunk] | None] = asyncio.Queue(maxsize=1)
+        batches: asyncio.Queue[Batch | None] = asyncio.Queue(maxsize=1)
         reader = asyncio.create_task(self._read_pages(pdf, pages, watch))
         chunking = asyncio.create_task(self._chunk_batches(pages, batches, watch))
         busy = _BusyClock()
-        in_flight: deque[tuple[list[Chunk], asyncio.Task[list[list[float]]]]] = deque()
+        in_flight: deque[tuple[Batch, asyncio.Task[list[list[float]]]]] = deque()
         writing: asyncio.Task[None] | None = None
         written = 0
         started = time.perf_counter()
@@ -269,22 +296,23 @@ class IngestPipeline:
         async def write_oldest() -> None:
             nonlocal writing, written
             batch, embedding = in_flight[0]
+            chunks = batch.chunks
             vectors = await embedding
             in_flight.popleft()  # only now: until it is done, the clean-up below must see it
             if writing is not None:
                 await writing  # one write in flight: the connection serves one statement
             rows = [
                 store.EmbeddedChunk(chunk=chunk, embedding=vector)
-                for chunk, vector in zip(batch, vectors, strict=True)
+                for chunk, vector in zip(chunks, vectors, strict=True)
             ]
             writing = asyncio.create_task(self._write(conn, document_id, rows, watch))
             written += len(rows)
-            # Pages before the one the batch ends on are fully embedded (pages count from 1).
-            await progress.maybe_publish(batch[-1].page_end - 1)
+            if batch.pages_done is not None:
+                await progress.maybe_publish(batch.pages_done)
 
         try:
             while (batch := await batches.get()) is not None:
-                texts = [chunk.text for chunk in batch]
+                texts = [chunk.text for chunk in batch.chunks]
                 in_flight.append(
                     (batch, asyncio.create_task(busy.track(self.embedder.embed, texts)))
                 )
@@ -314,29 +342,28 @@ class IngestPipeline:
     async def _chunk_batches(
         self,
         pages: asyncio.Queue[Page | None],
-        batches: asyncio.Queue[list[Chunk] | None],
+        batches: asyncio.Queue[Batch | None],
         watch: _Stopwatch,
     ) -> None:
-        """Chunk pages as they come; hand over batches of the embedder's batch size; None last."""
+        """Chunk pages as they come; hand over batches of the embedder's batch size, of chunks
+        of similar length (rag.batching); None last."""
         chunker = Chunker(
             self.embedder.tokenizer,
             chunk_tokens=self.config.chunk_tokens,
             overlap_tokens=self.config.chunk_overlap_tokens,
             max_chars=self.config.chunk_max_chars,
         )
-        batch_size = max(1, self.config.embedder.batch_size)
-        pending: list[Chunk] = []
+        former = BatchFormer(self.config.embedder.batch_size)
         try:
             while (page := await pages.get()) is not None:
-                started = time.perf_counter()
-                pending.extend(chunker.add_page(page))
+                started, cpu_started = time.perf_counter(), time.thread_time()
+                ready = former.add(chunker.add_page(page))
                 watch.add("chunk", started)
-                while len(pending) >= batch_size:
-                    await batches.put(pending[:batch_size])
-                    del pending[:batch_size]
-            pending.extend(chunker.finish())
-            for start in range(0, len(pending), batch_size):
-                await batches.put(pending[start : start + batch_size])
+                watch.add_cpu("chunk", time.thread_time() - cpu_started)
+                for batch in ready:
+                    await batches.put(batch)
+            for batch in former.add(chunker.finish()) + former.finish():
+                await batches.put(batch)
         except BaseException:
             _end_queue_now(batches)
             raise

@@ -73,6 +73,8 @@ def test_real_local_model_embeds_what_is_ingested(rag_bridge, corpus):
 
     result, (chunk_text, stored, chunk_embedder) = rag_bridge.run(ingest_and_read())
     assert result.embedder == chunk_embedder == "sentence-transformers/all-MiniLM-L6-v2"
+    # The lanes' thread CPU seconds, measured in the lanes: the model's work, reported apart.
+    assert result.cpu_seconds["embed"] > 0
     stored_vector = [float(v) for v in stored.strip("[]").split(",")]
 
     # Encode independently with sentence-transformers: the stored vector is the model's.
@@ -246,4 +248,17 @@ def test_freed_batch_memory_can_be_handed_back_on_glibc():
     if platform.libc_ver()[0] != "glibc":
         pytest.skip("malloc_trim is glibc's; other allocators are left as they are")
     assert embedding._malloc_trim is not None
-    embedding.release_free_memory()
+    assert embedding.release_free_memory(force=True)
+
+
+def test_freed_memory_is_handed_back_at_most_once_per_interval_unless_forced(monkeypatch):
+    from rag import embedding
+
+    calls = []
+    monkeypatch.setattr(embedding, "_malloc_trim", calls.append)
+    monkeypatch.setattr(embedding, "_released_at", float("-inf"))
+    # Every batch would walk glibc's arenas and fault the pages back: once per interval.
+    assert embedding.release_free_memory()
+    assert not embedding.release_free_memory()
+    assert embedding.release_free_memory(force=True)  # the end of a document
+    assert calls == [0, 0]

@@ -211,7 +211,9 @@ class Recording:
             self.running -= 1
 
 
-def test_the_embedder_is_kept_fed_with_calls_in_flight_and_chunks_land_in_order(rag_bridge, corpus):
+def test_the_embedder_is_kept_fed_with_calls_in_flight_and_every_chunk_lands_once(
+    rag_bridge, corpus
+):
     from rag.embedder_factory import get_embedder
     from rag.pipeline import EMBED_CALLS_IN_FLIGHT
     from rag.service import RAGService, engine_for
@@ -233,7 +235,9 @@ def test_the_embedder_is_kept_fed_with_calls_in_flight_and_chunks_land_in_order(
     assert recording.most_running == EMBED_CALLS_IN_FLIGHT == 2
     stored = chunk_state(document)
     assert [ordinal for _, ordinal, _, _ in stored] == list(range(result.chunks))
-    assert [text for _, _, _, text in stored] == recording.submitted
+    # Batches go by token length (rag.batching): the same chunks, with the chunker's ordinals.
+    assert sorted(text for _, _, _, text in stored) == sorted(recording.submitted)
+    assert len(recording.submitted) == result.chunks
     total = result.seconds["total"]
     assert 0 < result.seconds["embed"] < total and 0 <= result.seconds["wait"] < total
 
@@ -244,6 +248,22 @@ def test_stage_timings_include_waiting(rag_bridge, corpus):
         rag_bridge, document.pk, corpus["text-openoffice-55pages.pdf"].path.read_bytes()
     )
     assert {"parse", "chunk", "embed", "write", "wait", "total"} <= set(result.seconds)
+
+
+def test_stage_cpu_seconds_are_reported_from_the_reader_child_and_the_loop(rag_bridge, corpus):
+    document = make_document()
+    result = ingest(
+        rag_bridge, document.pk, corpus["text-openoffice-55pages.pdf"].path.read_bytes()
+    )
+    cpu = result.cpu_seconds
+    assert {"parse", "chunk", "loop"} <= set(cpu)
+    assert all(value > 0 for value in cpu.values())
+    # The child parses single-threaded: its CPU seconds cannot exceed the parse stage's time
+    # (which also counts starting the child), nor the loop's the whole ingestion's.
+    assert cpu["parse"] <= result.seconds["parse"]
+    assert cpu["chunk"] + cpu["loop"] <= result.seconds["total"]
+    assert "embed" not in cpu  # the hash embedder computes on the loop: counted there
+    assert "ocr" not in cpu  # a text PDF: no page OCR'd
 
 
 def test_progress_is_published_outside_the_transaction_as_pages_are_embedded(

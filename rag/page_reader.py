@@ -37,21 +37,18 @@ A child killed by a signal (out of memory, an operator) raises :class:`ReaderCra
 which is retried like a worker that died; a child that exits otherwise before the end is a
 corrupt file.
 
-Run as ``python -m rag.page_reader SETTINGS_JSON`` (by :func:`open_pdf`, never by hand).
+The child is ``python -m rag.page_reader_child SETTINGS_JSON`` (started by :func:`open_pdf`).
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-import io
 import json
 import logging
 import os
 import signal
 import sys
-import threading
-import time
 from collections.abc import AsyncIterator
 from dataclasses import asdict
 from pathlib import Path
@@ -67,7 +64,7 @@ from rag.errors import (
     TooComplexError,
     TooLargeError,
 )
-from rag.page_sources import OcrSettings, PageSources
+from rag.page_sources import OcrSettings
 from rag.parsing import ExtractionStats, Page, no_text_error
 
 logger = logging.getLogger(__name__)
@@ -320,7 +317,7 @@ async def open_pdf(data: bytes, *, config: RAGConfig) -> AsyncIterator[PageReade
     process = await asyncio.create_subprocess_exec(
         sys.executable,
         "-m",
-        "rag.page_reader",
+        "rag.page_reader_child",
         json.dumps(settings),
         stdin=asyncio.subprocess.PIPE,
         stdout=asyncio.subprocess.PIPE,
@@ -362,91 +359,3 @@ def _signal_name(number: int) -> str:
     with contextlib.suppress(ValueError):
         return signal.Signals(number).name
     return f"signal {number}"
-
-
-def _exit_with_parent() -> None:
-    """Stop when the worker that started this process is gone (a hard time limit kills it)."""
-    parent = os.getppid()
-    while True:
-        time.sleep(1.0)
-        if os.getppid() != parent:
-            os._exit(1)
-
-
-def _emit(out: io.TextIOBase, message: dict) -> None:
-    out.write(json.dumps(message, ensure_ascii=False) + "\n")
-    out.flush()
-
-
-def _too_large(out: io.TextIOBase, page: Page, max_page_chars: int) -> bool:
-    """Report a page over ``max_page_chars`` (the document fails); whether it was."""
-    if len(page.text) <= max_page_chars:
-        return False
-    message = (
-        f"Page {page.number} holds {len(page.text):,} characters of text; the limit "
-        f"is {max_page_chars:,} (RAG_MAX_PAGE_CHARS)."
-    )
-    _emit(out, {"error": TooLargeError.__name__, "message": message})
-    return True
-
-
-def main(argv: list[str]) -> int:
-    """The child: PDF bytes on stdin, JSON lines on stdout (see the module docstring)."""
-    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
-    threading.Thread(target=_exit_with_parent, daemon=True).start()
-    settings = json.loads(argv[0])
-    max_page_chars = settings["max_page_chars"]
-    out = io.TextIOWrapper(sys.stdout.buffer, encoding="utf-8", newline="\n")
-    _emit(out, {"ready": True})
-    data = sys.stdin.buffer.read()
-    started, cpu_started = time.perf_counter(), time.process_time()
-    try:
-        pdf = PageSources(data, max_pages=settings["max_pages"], ocr=OcrSettings(**settings["ocr"]))
-    except PermanentIngestError as exc:
-        _emit(out, {"error": type(exc).__name__, "message": exc.message})
-        return 0
-    del data
-    opened = {"pages": pdf.page_count, "seconds": time.perf_counter() - started}
-    _emit(out, {**opened, "cpu": time.process_time() - cpu_started})
-    for index in range(pdf.page_count):
-        cpu_started = time.process_time()
-        read = pdf.read_text(index)
-        if _too_large(out, read.page, max_page_chars):
-            return 0
-        reason = pdf.ocr_reason(read)
-        ocr_cpu = 0.0
-        if reason:
-            # The parent now allows the step OCR's budget instead of parsing's.
-            _emit(out, {"ocr": index + 1, "reason": reason, "seconds": read.parse_seconds})
-            read.parse_seconds = 0.0  # counted
-            ocr_started = time.process_time()
-            pdf.ocr(read, reason)
-            ocr_cpu = time.process_time() - ocr_started
-            if _too_large(out, read.page, max_page_chars):
-                return 0
-        pdf.count(read)
-        page = read.page
-        _emit(
-            out,
-            {
-                "page": page.number,
-                "text": page.text,
-                "source": page.source,
-                "ocr_confidence": page.ocr_confidence,
-                "seconds": read.parse_seconds,
-                "ocr_seconds": read.ocr_seconds,
-                "cpu": time.process_time() - cpu_started - ocr_cpu,
-                "ocr_cpu": ocr_cpu,
-            },
-        )
-    _emit(out, {"stats": vars(pdf.stats)})
-    pdf.close()
-    return 0
-
-
-if __name__ == "__main__":
-    try:
-        sys.exit(main(sys.argv[1:]))
-    except BrokenPipeError:
-        # The reader stopped listening (cancelled, or failed downstream): nothing to report.
-        os._exit(1)

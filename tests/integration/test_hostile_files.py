@@ -35,7 +35,7 @@ def add_document(data: bytes, name: str) -> int:
 
 def is_page_reader(process: psutil.Process) -> bool:
     try:
-        return "rag.page_reader" in process.cmdline()
+        return "rag.page_reader_child" in process.cmdline()
     except psutil.Error:
         return False
 

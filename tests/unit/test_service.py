@@ -325,7 +325,7 @@ def test_every_document_is_read_in_a_child_process_with_the_same_chunks(
     document = make_document()
     result = ingest(rag_bridge, document.pk, path.read_bytes())
 
-    assert len(spawned) == 1 and "rag.page_reader" in spawned[0]
+    assert len(spawned) == 1 and "rag.page_reader_child" in spawned[0]
     config = rag_config()
     with path.open("rb") as fh:
         expected = [

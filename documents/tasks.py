@@ -67,15 +67,7 @@ def ingest_pdf_task(self: Task, document_id: int) -> dict[str, Any]:
                 self, document_id, "transient", f"Gave up after {self.max_retries} retries: {exc}"
             )
             raise
-        countdown = retry_delay(self.request.retries)
-        logger.warning(
-            "ingestion retry document_id=%s retry=%d countdown=%.1fs error=%s",
-            document_id,
-            self.request.retries + 1,
-            countdown,
-            exc,
-        )
-        raise self.retry(exc=exc, countdown=countdown) from exc
+        raise _retry(self, document_id, exc, max_retries=self.max_retries) from exc
     except ReaderCrashedError as exc:
         # The page reader was killed (out of memory, an operator): like a worker child that
         # died, try again; the service fails the document as "crashed" once its attempts reach
@@ -83,17 +75,7 @@ def ingest_pdf_task(self: Task, document_id: int) -> dict[str, Any]:
         if self.request.retries >= settings.RAG_MAX_ATTEMPTS:
             _record_failure(self, document_id, exc.code, exc.message)
             raise
-        countdown = retry_delay(self.request.retries)
-        logger.warning(
-            "ingestion retry document_id=%s retry=%d countdown=%.1fs reader_crashed=%s",
-            document_id,
-            self.request.retries + 1,
-            countdown,
-            exc,
-        )
-        raise self.retry(
-            exc=exc, countdown=countdown, max_retries=settings.RAG_MAX_ATTEMPTS
-        ) from exc
+        raise _retry(self, document_id, exc, max_retries=settings.RAG_MAX_ATTEMPTS) from exc
     except SoftTimeLimitExceeded:
         _record_failure(
             self,
@@ -109,6 +91,20 @@ def ingest_pdf_task(self: Task, document_id: int) -> dict[str, Any]:
         logger.exception("ingestion crashed document_id=%s", document_id)
         _record_failure(self, document_id, "internal", f"{type(exc).__name__}: {exc}")
         raise
+
+
+def _retry(task: Task, document_id: int, exc: Exception, *, max_retries: int) -> Exception:
+    """Send the task again after the backoff delay (``Task.retry`` raises its ``Retry``)."""
+    countdown = retry_delay(task.request.retries)
+    logger.warning(
+        "ingestion retry document_id=%s retry=%d countdown=%.1fs error=%s: %s",
+        document_id,
+        task.request.retries + 1,
+        countdown,
+        type(exc).__name__,
+        exc,
+    )
+    return task.retry(exc=exc, countdown=countdown, max_retries=max_retries)
 
 
 def _record_failure(task: Task, document_id: int, code: str, message: str) -> None:

@@ -107,7 +107,8 @@ class PageReader:
         assert self._process.stdin is not None and self._process.stdout is not None
         # The budget counts parsing only: wait for the child to be ready before sending the PDF.
         try:
-            ready = await asyncio.wait_for(self._process.stdout.readline(), STARTUP_SECONDS)
+            async with asyncio.timeout(STARTUP_SECONDS):  # not wait_for: see _next_message
+                ready = await self._process.stdout.readline()
         except TimeoutError:
             self.kill()
             raise ReaderCrashedError(
@@ -206,9 +207,11 @@ class PageReader:
         page_left = self._step_limit()
         document_left = self._allowance() - self._spent
         try:
-            line = await asyncio.wait_for(
-                self._process.stdout.readline(), timeout=max(0.0, min(page_left, document_left))
-            )
+            # asyncio.timeout, not wait_for: in Python 3.11 wait_for swallows a cancellation that
+            # comes in the same loop iteration as the line (CPython gh-86296), and the pipeline's
+            # reader stage would read on after being stopped.
+            async with asyncio.timeout(max(0.0, min(page_left, document_left))):
+                line = await self._process.stdout.readline()
         except TimeoutError:
             self.kill()
             raise (

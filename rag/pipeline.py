@@ -11,14 +11,14 @@ import contextlib
 import logging
 import time
 from collections import deque
-from collections.abc import Awaitable, Callable
 from dataclasses import asdict, dataclass, field
-from typing import Any, BinaryIO, TypeVar
+from typing import Any, BinaryIO
 
 from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from rag import page_reader, store
+from rag.aio import BusyClock, cancel_and_wait, end_queue_now
 from rag.batching import Batch, BatchFormer
 from rag.chunking import Chunker
 from rag.config import RAGConfig
@@ -27,8 +27,6 @@ from rag.errors import TransientIngestError
 from rag.parsing import Page
 
 logger = logging.getLogger(__name__)
-
-T = TypeVar("T")
 
 # Pages read ahead of the consumer: enough to keep the embedder fed, few enough to bound memory.
 PAGES_AHEAD = 8
@@ -129,39 +127,6 @@ class _Progress:
                 logger.warning("heartbeat not written document_id=%d: %s", self.document_id, exc)
 
 
-def _end_queue_now(queue: asyncio.Queue[Any]) -> None:
-    """Put the end marker (None) without waiting, for a producer that is failing or cancelled.
-
-    The consumer may be gone, so never wait for room; make room instead, so that a consumer
-    still reading sees the end rather than waiting forever.
-    """
-    while queue.full():
-        queue.get_nowait()
-    queue.put_nowait(None)
-
-
-class _BusyClock:
-    """Wall-clock seconds during which at least one tracked call was running."""
-
-    def __init__(self) -> None:
-        self.seconds = 0.0
-        self._running = 0
-        self._since = 0.0
-
-    async def track(self, call: Callable[..., Awaitable[T]], *args: Any) -> T:
-        """``await call(*args)``, counted as busy time. Made here, not by the caller, so a task
-        cancelled before it starts leaves no coroutine that was never awaited."""
-        if not self._running:
-            self._since = time.perf_counter()
-        self._running += 1
-        try:
-            return await call(*args)
-        finally:
-            self._running -= 1
-            if not self._running:
-                self.seconds += time.perf_counter() - self._since
-
-
 class IngestPipeline:
     """The stages of one ingestion, with the service's configuration, engine and embedder."""
 
@@ -188,8 +153,7 @@ class IngestPipeline:
         try:
             return await self._ingest(document_id, stream, progress)
         finally:
-            heartbeat.cancel()
-            await asyncio.gather(heartbeat, return_exceptions=True)
+            await cancel_and_wait([heartbeat])
             release_free_memory(force=True)  # the batches' memory, once the document is done
 
     async def _ingest(
@@ -287,7 +251,7 @@ class IngestPipeline:
         batches: asyncio.Queue[Batch | None] = asyncio.Queue(maxsize=1)
         reader = asyncio.create_task(self._read_pages(pdf, pages, watch))
         chunking = asyncio.create_task(self._chunk_batches(pages, batches, watch))
-        busy = _BusyClock()
+        busy = BusyClock()
         in_flight: deque[tuple[Batch, asyncio.Task[list[list[float]]]]] = deque()
         writing: asyncio.Task[None] | None = None
         written = 0
@@ -325,16 +289,13 @@ class IngestPipeline:
             await chunking
             await reader  # re-raise anything unexpected from the reader
         finally:
-            tasks = [
+            # Those still running are stopped (the reader kills its child); the error that ends
+            # the pipeline is the one propagating here, theirs only follow from it.
+            await cancel_and_wait(
                 task
                 for task in (reader, chunking, writing, *(task for _, task in in_flight))
                 if task is not None
-            ]
-            for task in tasks:
-                task.cancel()  # no-op for those already done
-            # Let them end (the reader kills its child) and collect what they raised: the error
-            # that ends the pipeline is the one propagating here, theirs only follow from it.
-            await asyncio.gather(*tasks, return_exceptions=True)
+            )
         watch.add_seconds("embed", busy.seconds)
         watch.add_seconds("wait", time.perf_counter() - started - busy.seconds)
         return written
@@ -365,7 +326,7 @@ class IngestPipeline:
             for batch in former.add(chunker.finish()) + former.finish():
                 await batches.put(batch)
         except BaseException:
-            _end_queue_now(batches)
+            end_queue_now(batches)
             raise
         await batches.put(None)
 
@@ -382,7 +343,7 @@ class IngestPipeline:
                     watch.add_seconds("parse", seconds)
                     await pages.put(page)
         except BaseException:
-            _end_queue_now(pages)
+            end_queue_now(pages)
             raise
         await pages.put(None)
 

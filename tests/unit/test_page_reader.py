@@ -4,6 +4,7 @@ a page's text within its limit, a killed reader told from a broken file, and no 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import dataclasses
 import signal
 import sys
@@ -181,3 +182,28 @@ def test_a_line_over_the_stream_limit_is_too_large_not_an_internal_error(monkeyp
     data = pdf_factory.expanding_text_pdf(50_000, pages=25)
     with pytest.raises(TooLargeError, match=r"Page 1 holds more text than the reader passes on"):
         asyncio.run(in_process(data))
+
+
+def test_a_cancellation_that_comes_with_the_next_line_is_not_lost():
+    # Python 3.11's wait_for returned the line and dropped the cancellation when both came in
+    # the same loop iteration: the pipeline's reader stage then read on after being stopped.
+    class Child:
+        returncode = None
+
+        def __init__(self) -> None:
+            self.stdout = asyncio.StreamReader()
+
+    async def cancelled_as_the_line_arrives() -> bool:
+        child = Child()
+        reader = page_reader.PageReader(child, CONFIG)  # type: ignore[arg-type]
+        reader.page_count = 3
+        waiting = asyncio.create_task(reader._next_message())
+        for _ in range(3):  # the task is now waiting for the line
+            await asyncio.sleep(0)
+        child.stdout.feed_data(b'{"ocr": 1, "reason": "x", "seconds": 0.1}\n')
+        waiting.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await waiting
+        return waiting.cancelled()
+
+    assert asyncio.run(cancelled_as_the_line_arrives())

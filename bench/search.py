@@ -145,6 +145,27 @@ def exact_top10(vector: list[float]) -> list[int]:
         return [row[0] for row in cursor.fetchall()]
 
 
+def prepare_index(chunks: int, rng: random.Random, *, index_options: str = "") -> list[str]:
+    """Django set up on the bench database, holding ``chunks`` chunks (loaded once) and the
+    project's vector index (``WITH index_options``, if given); the corpus sentences that the
+    chunks and the queries are drawn from."""
+    os.environ["RAG_EMBEDDER"] = "hash"
+    use_bench_database(BENCH_DATABASE)
+    import django
+    from django.core.management import call_command
+
+    django.setup()
+    call_command("migrate", verbosity=0)
+    sentences = corpus_sentences()
+    definition = project_index()
+    if index_options:
+        definition = with_options(definition, index_options)
+    load(chunks, sentences, rng, definition)
+    if built_index() != definition:
+        build_index(definition)
+    return sentences
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--chunks", type=int, default=100_000, help="chunks in the index")
@@ -156,25 +177,12 @@ def main() -> None:
         "--index-options", default="", help="rebuild the index WITH these options first"
     )
     args = parser.parse_args()
-    os.environ["RAG_EMBEDDER"] = "hash"
-    use_bench_database(BENCH_DATABASE)
-    import django
-    from django.core.management import call_command
-
-    django.setup()
-    call_command("migrate", verbosity=0)
+    rng = random.Random(11)
+    sentences = prepare_index(args.chunks, rng, index_options=args.index_options)
     from documents import ingestion
     from rag.config import EmbedderConfig
     from rag.embedding import HashEmbedder
 
-    rng = random.Random(11)
-    sentences = corpus_sentences()
-    definition = project_index()
-    if args.index_options:
-        definition = with_options(definition, args.index_options)
-    load(args.chunks, sentences, rng, definition)
-    if built_index() != definition:
-        build_index(definition)
     queries = [rng.choice(sentences) for _ in range(args.queries)]
     embedder = HashEmbedder(EmbedderConfig(kind="hash"))
 
@@ -211,7 +219,7 @@ def main() -> None:
     for mode, times in latencies.items():
         p95[mode] = statistics.quantiles(times, n=100)[94]
         out.write(f"{mode:<8}{statistics.median(times):>9.1f}{p95[mode]:>9.1f}\n")
-    out.write(f"index: {definition}\n")
+    out.write(f"index: {built_index()}\n")
     for ef, value in recall_at.items():
         label = " (default, RAG_HNSW_EF_SEARCH)" if ef == default_ef else ""
         out.write(f"HNSW recall@10 against exact search at ef_search {ef}{label}: {value:.3f}\n")

@@ -112,6 +112,11 @@ MIDDLEWARE = [
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
 ]
+# /api/ under ASGI (fca_site.asgi, fca_site.api_handler): no sessions, CSRF or messages for
+# requests that carry a key, and each method run inline rather than on a thread.
+API_MIDDLEWARE = [
+    "fca_site.api_handler.InlineSecurityMiddleware",
+]
 
 ROOT_URLCONF = "fca_site.urls"
 WSGI_APPLICATION = "fca_site.wsgi.application"

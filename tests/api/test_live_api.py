@@ -113,3 +113,17 @@ def test_no_input_makes_the_api_answer_500(live_api, make_key, index_text):
         answers_below_500()
         checked.append(f"{operation.method.upper()} {operation.path}")
     assert len(checked) == 6, checked
+
+
+def test_under_asgi_the_api_skips_the_sites_middleware_but_keeps_its_security_headers(
+    live_api, make_key
+):
+    with httpx.Client(base_url=live_api.url) as http:
+        api = http.get("/api/v1/documents", headers=bearer(make_key()))
+        admin = http.get("/admin/login/")
+    assert api.status_code == 200 and admin.status_code == 200
+    assert api.headers["x-content-type-options"] == "nosniff"  # SecurityMiddleware's
+    assert api.headers["referrer-policy"] == "same-origin"
+    # The site's chain (fca_site.api_handler): clickjacking header, session and CSRF cookies.
+    assert admin.headers["x-frame-options"] == "DENY" and "csrftoken" in admin.cookies
+    assert "x-frame-options" not in api.headers and not api.cookies

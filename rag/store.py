@@ -174,7 +174,7 @@ async def begin_replacement(conn: AsyncConnection, *, document_id: int) -> None:
 
 # The columns COPY writes, with the binary wire type of each. The vector goes as pgvector's own
 # binary format (dimensions, a zero, then big-endian float4s), sent as raw bytes.
-_COPY_COLUMNS = (
+COPY_COLUMNS = (
     ("document_id", "int8"),
     ("ordinal", "int4"),
     ("page_start", "int4"),
@@ -186,8 +186,8 @@ _COPY_COLUMNS = (
     ("embedder", "text"),
     ("embedding", "bytea"),
 )
-_COPY_CHUNKS = (
-    f"COPY {ChunkRow.__tablename__} ({', '.join(name for name, _ in _COPY_COLUMNS)}) "
+COPY_CHUNKS_SQL = (
+    f"COPY {ChunkRow.__tablename__} ({', '.join(name for name, _ in COPY_COLUMNS)}) "
     "FROM STDIN WITH (FORMAT BINARY)"
 )
 
@@ -216,8 +216,8 @@ async def copy_chunks(
     vectors = vector_binary([item.embedding for item in chunks])
     raw = await conn.get_raw_connection()
     async with raw.driver_connection.cursor() as cursor:
-        async with cursor.copy(_COPY_CHUNKS) as copy:
-            copy.set_types([wire for _, wire in _COPY_COLUMNS])
+        async with cursor.copy(COPY_CHUNKS_SQL) as copy:
+            copy.set_types([wire for _, wire in COPY_COLUMNS])
             for item, vector in zip(chunks, vectors, strict=True):
                 chunk = item.chunk
                 await copy.write_row(

@@ -27,7 +27,13 @@ from kombu.exceptions import OperationalError as BrokerError
 
 from documents import ingestion, selectors, services
 from documents.models import DEFAULT_COLLECTION, Document
-from documents.storage import StorageFault, document_upload_path, storage_errors, storage_fault
+from documents.storage import (
+    StorageFault,
+    document_upload_path,
+    storage_errors,
+    storage_fault,
+    storage_location,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -87,8 +93,9 @@ class IntakeOutcome:
     verdict: Verdict
     document_id: int | None = None
     reason: str = ""
-    # Why a file was rejected, for machines: empty, too_large, not_pdf, unreadable, or
-    # storage_unavailable (the file storage failed for a while: the same file may succeed later).
+    # Why a file was rejected, for machines: empty, too_large, not_pdf, unreadable,
+    # storage_unavailable (the file storage failed for a while: the same file may succeed later)
+    # or storage_refused (the storage refuses this server: its configuration, logged).
     code: str = ""
 
 
@@ -158,10 +165,7 @@ def _intake_one(
                 file=file, name=item.name, size=size, title=item.title, collection=item.collection
             )
     except StorageUnavailableError as exc:
-        reason = str(exc)
-        return IntakeOutcome(
-            item.name, size, Verdict.REJECTED, reason=reason, code="storage_unavailable"
-        )
+        return IntakeOutcome(item.name, size, Verdict.REJECTED, reason=str(exc), code=exc.code)
     except OSError as exc:
         reason = f"Cannot read the file: {exc.strerror or exc}."
         return IntakeOutcome(item.name, size, Verdict.REJECTED, reason=reason, code="unreadable")
@@ -267,10 +271,20 @@ def validate_pdf_file(file: IO[bytes], *, size: int) -> None:
 
 
 class StorageUnavailableError(Exception):
-    """The file storage failed in a way that passes (unreachable, throttled, full)."""
+    """The file storage did not store the file: for a while (``storage_unavailable``:
+    unreachable, throttled, full) or until its configuration is fixed (``storage_refused``:
+    access denied, no bucket); the uploader can do nothing about either but try later."""
+
+    def __init__(self, message: str, *, code: str = "storage_unavailable") -> None:
+        super().__init__(message)
+        self.code = code
 
 
 STORAGE_UNAVAILABLE = "File storage unavailable, try again."
+STORAGE_REFUSED = (
+    "File storage refused to store the file (a configuration fault of this server, logged for "
+    "its administrators); try again later."
+)
 
 
 @dataclass(frozen=True)
@@ -320,12 +334,18 @@ def document_create(
                 document.file.save(stored_name, File(file), save=False)
             document.save()
     except storage_errors() as exc:
-        # Only a storage fault that passes is the upload's answer; anything else is a fault of
-        # this host or its configuration, raised as it is.
-        if storage_fault(exc) is not StorageFault.TRANSIENT:
-            raise
-        logger.warning("upload not stored sha256=%s: file storage unavailable: %s", sha256, exc)
-        raise StorageUnavailableError(STORAGE_UNAVAILABLE) from exc
+        if storage_fault(exc) is StorageFault.TRANSIENT:
+            logger.warning("upload not stored sha256=%s: file storage unavailable: %s", sha256, exc)
+            raise StorageUnavailableError(STORAGE_UNAVAILABLE) from exc
+        # Denied, no bucket, a read-only folder: this server's configuration, not the upload.
+        logger.error(
+            "upload not stored sha256=%s: file storage refused (%s): %s",
+            sha256,
+            storage_location(),
+            exc,
+            exc_info=exc,
+        )
+        raise StorageUnavailableError(STORAGE_REFUSED, code="storage_refused") from exc
     except IntegrityError:
         # The same bytes were uploaded concurrently and the other upload won: it is one document.
         # When both found no file and saved one, the storage gave this later save a free name

@@ -35,6 +35,9 @@ logger = logging.getLogger(__name__)
 router = Router(tags=["documents"])
 
 ERRORS = {code: ErrorOut for code in (400, 401, 403, 404, 409, 413, 429, 503)}
+# An upload's rejection by its code (documents.intake.IntakeOutcome.code); others are 400. The
+# storage's faults are the server's, not the upload's: 503, try again.
+REJECTION_STATUS = {"too_large": 413, "storage_unavailable": 503, "storage_refused": 503}
 
 
 def _visible(request: HttpRequest):
@@ -73,7 +76,7 @@ def _upload(request: HttpRequest, file: UploadedFile, collection: str, title: st
     report = intake_files(files=[item])
     (outcome,) = report.outcomes
     if outcome.verdict == Verdict.REJECTED:
-        status = {"too_large": 413, "storage_unavailable": 503}.get(outcome.code, 400)
+        status = REJECTION_STATUS.get(outcome.code, 400)
         raise HttpError(status, outcome.reason)
     document = Document.objects.get(pk=outcome.document_id)
     if not api_key.allows_collection(document.collection):  # created meanwhile by another upload

@@ -5,18 +5,23 @@ from django.db import migrations
 
 
 class Migration(migrations.Migration):
-
     dependencies = [
-        ('documents', '0004_document_pages_done'),
+        ("documents", "0004_document_pages_done"),
     ]
 
     operations = [
         migrations.RemoveIndex(
-            model_name='chunk',
-            name='chunk_embedding_hnsw',
+            model_name="chunk",
+            name="chunk_embedding_hnsw",
         ),
         migrations.AddIndex(
-            model_name='chunk',
-            index=pgvector.django.indexes.HnswIndex(ef_construction=200, fields=['embedding'], m=16, name='chunk_embedding_hnsw', opclasses=['vector_cosine_ops']),
+            model_name="chunk",
+            index=pgvector.django.indexes.HnswIndex(
+                ef_construction=200,
+                fields=["embedding"],
+                m=16,
+                name="chunk_embedding_hnsw",
+                opclasses=["vector_cosine_ops"],
+            ),
         ),
     ]

@@ -33,8 +33,6 @@ def many_pages_pdf() -> bytes:
     return bytes(pdf.output())
 
 
-
-
 def replacement_in_progress(document_id: int) -> bool:
     """rag holds its per-document transaction lock: the chunks are being written."""
     with connection.cursor() as cursor:

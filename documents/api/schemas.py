@@ -69,7 +69,11 @@ class HitOut(Schema):
     collection: str
     page_start: int
     page_end: int
-    text: str
+    text: str = Field(
+        description="The chunk's text; a long one is cut to its start, saying how much is left "
+        "out (the whole length is text_chars)."
+    )
+    text_chars: int = Field(description="Characters in the chunk's whole text.")
     score: float
     chunk_id: int
     ocr: bool = Field(description="Some of the text was read by OCR (it may hold errors).")

@@ -246,6 +246,7 @@ def test_a_huge_chunk_is_an_excerpt_in_a_search_hit(make_key, rag_bridge):
     (hit,) = found[0].json()["hits"]
     assert hit["text"] == excerpt(huge)
     assert f"({len(huge) - CHUNK_TEXT_CHARS:,} more characters)" in hit["text"]
+    assert hit["text_chars"] == len(huge)
 
 
 def test_search_returns_cited_hits_and_applies_filters(make_key, index_text):

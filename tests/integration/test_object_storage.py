@@ -51,8 +51,6 @@ def second_host(tmp_path: Path) -> dict[str, Path]:
     return folders
 
 
-
-
 def upload(client, *paths: Path):
     handles = [path.open("rb") for path in paths]
     try:

@@ -74,8 +74,6 @@ def expected_chunk_count(path: Path) -> int:
     return sum(1 for _ in chunks)
 
 
-
-
 def wait_for_status(document_id: int, status: str, timeout: float = 60.0) -> None:
     wait_until(
         lambda: Document.objects.get(pk=document_id).status == status,
@@ -113,8 +111,6 @@ def task_result(task_id: str) -> dict | None:
     """The stored result of a finished task (None until it finished)."""
     record = TaskResult.objects.filter(task_id=task_id, status="SUCCESS").first()
     return json.loads(record.result) if record else None
-
-
 
 
 def assert_one_clean_set(document: Document, expected: int) -> None:

@@ -72,8 +72,6 @@ def namespaces() -> Iterator[list[str]]:
             subprocess.run(["ip", "netns", "del", name], capture_output=True, timeout=10)
 
 
-
-
 FINISHED = {Document.Status.READY, Document.Status.FAILED}
 
 

@@ -9,8 +9,9 @@ rest keep ``MIDDLEWARE``. The requests' synchronous code runs on kept threads
 (:class:`RequestThreads`). Under WSGI (runserver, gunicorn's sync workers) the API goes through
 ``MIDDLEWARE`` as everything else: there each method is a plain call.
 
-Measured with bench/api.py (8 clients, hybrid search over 100,000 chunks, 2-core AMD EPYC):
-the server's CPU per search fell from about 22 ms to about 18 ms (the search itself about 13).
+Measured with bench/api.py (8 clients, hybrid search over 100,000 chunks, 2 cores of a Zen 3
+EPYC): the server's CPU per search fell from about 22 ms to about 18 ms (the search itself
+about 13).
 """
 
 from __future__ import annotations

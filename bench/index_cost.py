@@ -69,8 +69,12 @@ def measure(rows: list[tuple], statements: list[str]) -> tuple[float, float]:
     with raw.cursor() as cursor:
         cursor.execute("SELECT pg_backend_pid()")
         backend = cursor.fetchone()[0]
-        if not Path(f"/proc/{backend}").exists():
-            raise SystemExit("The database must run on this machine: its CPU is read from /proc.")
+        comm = Path(f"/proc/{backend}/comm")
+        if not comm.exists() or not comm.read_text().startswith("postgres"):
+            raise SystemExit(
+                "The database must run on this machine, outside a container: the backend's CPU "
+                "is read from /proc by its process id."
+            )
         with raw.transaction() as transaction:
             for statement in statements:
                 cursor.execute(statement)

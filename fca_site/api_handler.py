@@ -46,7 +46,7 @@ class RequestThreads:
     def __init__(self, keep_idle: int = IDLE_REQUEST_THREADS) -> None:
         self._keep_idle = keep_idle
         self._idle: list[ThreadPoolExecutor] = []
-        self._lock = threading.Lock()  # list operations are atomic; this states the intent
+        self._lock = threading.Lock()  # one handler may serve more than one event loop
 
     @asynccontextmanager
     async def context(self) -> AsyncIterator[None]:
@@ -54,12 +54,17 @@ class RequestThreads:
             executor = self._idle.pop() if self._idle else None
         if executor is None:
             executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="api-request")
+        ended = False
         try:
             async with ThreadSensitiveContext(executor=executor):
                 yield
+            ended = True
         finally:
+            # A request cut short (the client went away, the server stopping) may leave a call
+            # running on its thread, and skipped the signal that closes its database connection:
+            # that thread is not handed to the next request.
             with self._lock:
-                keep = len(self._idle) < self._keep_idle
+                keep = ended and len(self._idle) < self._keep_idle
                 if keep:
                     self._idle.append(executor)
             if not keep:
@@ -93,9 +98,13 @@ class ApiASGIHandler(ASGIHandler):
 class InlineSecurityMiddleware(SecurityMiddleware):
     """Django's ``SecurityMiddleware`` (the same settings and headers), its two methods run
     inline on the event loop: they only read settings and set headers, so a thread hop each
-    would cost more than they do."""
+    would cost more than they do.
+
+    It also checks the Host header against ``ALLOWED_HOSTS`` (a 400 otherwise), which the
+    site's chain does in ``CommonMiddleware`` and nothing in the API would otherwise do."""
 
     async def __acall__(self, request: HttpRequest) -> HttpResponse:
+        request.get_host()  # raises DisallowedHost, answered 400 by Django's handler
         response = self.process_request(request)  # a redirect to HTTPS, or None
         response = response or await self.get_response(request)
         return self.process_response(request, response)

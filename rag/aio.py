@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 import time
 from collections.abc import Awaitable, Callable, Iterable
 from typing import Any, TypeVar
 
 T = TypeVar("T")
+
+logger = logging.getLogger(__name__)
 
 # Seconds between cancellations of a task that is still running after the previous one.
 RECANCEL_EVERY_SECONDS = 1.0
@@ -42,9 +45,17 @@ async def cancel_and_wait(
     tasks = list(tasks)
     pending = {task for task in tasks if not task.done()}
     interrupted: asyncio.CancelledError | None = None
+    rounds = 0
     while pending:
+        if rounds:  # a clean-up that takes long, or a cancellation that was lost
+            logger.warning(
+                "tasks still running %.0f s after cancellation, cancelled again: %s",
+                rounds * every,
+                ", ".join(sorted(task.get_name() for task in pending)),
+            )
         for task in pending:
             task.cancel()
+        rounds += 1
         try:
             _, pending = await asyncio.wait(pending, timeout=every)
         except asyncio.CancelledError as exc:

@@ -149,7 +149,7 @@ class IngestPipeline:
         :class:`~rag.errors.TransientIngestError` when the database fails.
         """
         progress = _Progress(self.engine, document_id)
-        heartbeat = asyncio.create_task(progress.beat())
+        heartbeat = asyncio.create_task(progress.beat(), name="heartbeat")
         try:
             return await self._ingest(document_id, stream, progress)
         finally:
@@ -249,8 +249,8 @@ class IngestPipeline:
         """
         pages: asyncio.Queue[Page | None] = asyncio.Queue(maxsize=PAGES_AHEAD)
         batches: asyncio.Queue[Batch | None] = asyncio.Queue(maxsize=1)
-        reader = asyncio.create_task(self._read_pages(pdf, pages, watch))
-        chunking = asyncio.create_task(self._chunk_batches(pages, batches, watch))
+        reader = asyncio.create_task(self._read_pages(pdf, pages, watch), name="read pages")
+        chunking = asyncio.create_task(self._chunk_batches(pages, batches, watch), name="chunk")
         busy = BusyClock()
         in_flight: deque[tuple[Batch, asyncio.Task[list[list[float]]]]] = deque()
         writing: asyncio.Task[None] | None = None
@@ -269,7 +269,7 @@ class IngestPipeline:
                 store.EmbeddedChunk(chunk=chunk, embedding=vector)
                 for chunk, vector in zip(chunks, vectors, strict=True)
             ]
-            writing = asyncio.create_task(self._write(conn, document_id, rows, watch))
+            writing = asyncio.create_task(self._write(conn, document_id, rows, watch), name="write")
             written += len(rows)
             if batch.pages_done is not None:
                 await progress.maybe_publish(batch.pages_done)
@@ -277,9 +277,10 @@ class IngestPipeline:
         try:
             while (batch := await batches.get()) is not None:
                 texts = [chunk.text for chunk in batch.chunks]
-                in_flight.append(
-                    (batch, asyncio.create_task(busy.track(self.embedder.embed, texts)))
+                embed_call = asyncio.create_task(
+                    busy.track(self.embedder.embed, texts), name="embed"
                 )
+                in_flight.append((batch, embed_call))
                 if len(in_flight) >= EMBED_CALLS_IN_FLIGHT:
                     await write_oldest()
             while in_flight:

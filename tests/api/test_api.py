@@ -266,10 +266,11 @@ def test_search_returns_cited_hits_and_applies_filters(make_key, index_text):
         assert len(hits) == 2
         hit = next(h for h in hits if h["document_id"] == whales)
         assert set(hit) == {
-            "document_id", "title", "collection", "page_start", "page_end", "text", "score",
-            "chunk_id", "ocr", "ocr_confidence",
+            "document_id", "title", "collection", "page_start", "page_end", "text", "text_chars",
+            "score", "chunk_id", "ocr", "ocr_confidence",
         }  # fmt: skip
         assert hit["collection"] == "sea" and "krill" in hit["text"] and hit["page_start"] == 1
+        assert hit["text_chars"] == len(hit["text"])  # a short chunk: whole
         assert (hit["ocr"], hit["ocr_confidence"]) == (False, None)  # a text layer, not a scan
         by_collection = await search({"query": "whales", "filters": {"collections": ["sea"]}})
         assert {h["document_id"] for h in by_collection} == {whales}

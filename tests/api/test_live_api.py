@@ -127,3 +127,11 @@ def test_under_asgi_the_api_skips_the_sites_middleware_but_keeps_its_security_he
     # The site's chain (fca_site.api_handler): clickjacking header, session and CSRF cookies.
     assert admin.headers["x-frame-options"] == "DENY" and "csrftoken" in admin.cookies
     assert "x-frame-options" not in api.headers and not api.cookies
+
+
+def test_under_asgi_the_api_refuses_a_host_not_allowed(live_api, make_key):
+    with httpx.Client(base_url=live_api.url) as http:
+        response = http.get(
+            "/api/v1/documents", headers={**bearer(make_key()), "Host": "evil.example"}
+        )
+    assert response.status_code == 400

@@ -14,13 +14,15 @@ from tests.api.conftest import bearer, run_async
 pytestmark = pytest.mark.django_db(transaction=True)
 
 
-def test_an_upload_during_a_storage_outage_is_503_and_writes_nothing(make_key, monkeypatch):
-    key = make_key()
+def upload_while_storage_raises(key: str, monkeypatch, error: BaseException) -> list:
+    """Upload a PDF over the API while the storage raises ``error`` on save; the answer's
+    status and detail."""
 
-    def unreachable(self, name, content):
-        raise EndpointConnectionError(endpoint_url="http://storage.invalid:9000")
+    def failing(self, name, content):
+        raise error
 
-    monkeypatch.setattr(FileSystemStorage, "_save", unreachable)
+    monkeypatch.setattr(FileSystemStorage, "_save", failing)
+    answer = []
 
     async def scenario(client):
         response = await client.post(
@@ -28,10 +30,17 @@ def test_an_upload_during_a_storage_outage_is_503_and_writes_nothing(make_key, m
             {"file": SimpleUploadedFile("tides.pdf", pdf_factory.text_pdf("Tide tables."))},
             headers=bearer(key),
         )
-        assert response.status_code == 503
-        assert response.json()["detail"] == "File storage unavailable, try again."
+        answer.extend([response.status_code, response.json()["detail"]])
 
     run_async(scenario)
+    return answer
+
+
+def test_an_upload_during_a_storage_outage_is_503_and_writes_nothing(make_key, monkeypatch):
+    outage = EndpointConnectionError(endpoint_url="http://storage.invalid:9000")
+    status, detail = upload_while_storage_raises(make_key(), monkeypatch, outage)
+    assert status == 503
+    assert detail == "File storage unavailable, try again."
     assert not Document.objects.exists()
 
 
@@ -56,24 +65,10 @@ def test_an_upload_during_a_storage_outage_is_503_and_writes_nothing(make_key, m
 def test_an_upload_the_storage_refuses_is_503_with_a_sentence_not_a_500(
     make_key, monkeypatch, caplog, refusal
 ):
-    key = make_key()
-
-    def refused(self, name, content):
-        raise refusal
-
-    monkeypatch.setattr(FileSystemStorage, "_save", refused)
-
-    async def scenario(client):
-        response = await client.post(
-            "/api/v1/documents",
-            {"file": SimpleUploadedFile("tides.pdf", pdf_factory.text_pdf("Tide tables."))},
-            headers=bearer(key),
-        )
-        assert response.status_code == 503
-        assert response.json()["detail"].startswith("File storage refused to store the file")
-
     with caplog.at_level("ERROR", logger="documents.intake"):
-        run_async(scenario)
+        status, detail = upload_while_storage_raises(make_key(), monkeypatch, refusal)
+    assert status == 503
+    assert detail.startswith("File storage refused to store the file")
     assert not Document.objects.exists()
     # The administrators learn what the storage said; the uploader only that it failed.
     assert "file storage refused" in caplog.text and type(refusal).__name__ in caplog.text

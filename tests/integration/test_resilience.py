@@ -194,7 +194,8 @@ def test_a_message_superseded_as_it_starts_does_nothing(tmp_path, corpus, wait_f
     assert task_result(second)["status"] == "success"
     assert_one_clean_set(document, expected_chunk_count(path))
     assert (document.attempts, document.last_task_id) == (1, second)
-    assert "ingestion kept" not in worker.log()
+    # The superseded first run must not take the document back from the newer message.
+    assert f"ingestion keeps document_id={document_id} " not in worker.log()
 
 
 def row_update_waiting() -> bool:

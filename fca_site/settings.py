@@ -371,9 +371,10 @@ RAG_MAX_ATTEMPTS = int(os.environ.get("RAG_MAX_ATTEMPTS", str(RAG_TASK_MAX_RETRI
 # heartbeats (system check documents.E007). A retry waits at most half of it (see
 # documents.tasks.retry_delay), so the sweep never supersedes a retry that is on its way.
 RAG_HEARTBEAT_STALE_SECONDS = int(os.environ.get("RAG_HEARTBEAT_STALE_SECONDS", "180"))
-# A queued document counts as stuck when its message is missing from the broker (read in Redis;
-# see documents.broker_queue); with another broker, or in the admin's stuck filter, when it
-# has been queued for longer than this.
+# For the sweep, a queued document counts as stuck when its message is missing from the broker
+# (read in Redis; see documents.broker_queue); with another broker, and wherever only the
+# database is read (the admin's stuck filter and dashboard, a reingest, an upload of the same
+# bytes), when it has been queued for longer than this.
 RAG_STUCK_AFTER_SECONDS = int(
     os.environ.get("RAG_STUCK_AFTER_SECONDS", str(CELERY_TASK_TIME_LIMIT + 300))
 )

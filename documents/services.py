@@ -79,8 +79,9 @@ def document_ingest_enqueue(
 def _requeue(document_id: int, *, when: Q) -> str | None:
     """Give the document a new task if it matches ``when``; send it on commit; its id or None.
 
-    The task is sent by its registered name (stable by design, see DESIGN.md decision 1), so
-    this module needs nothing from ``documents.tasks`` and routing stays Celery's.
+    The task is sent by its registered name (explicit, so moving or renaming modules never
+    breaks queued messages), so this module needs nothing from ``documents.tasks`` and routing
+    stays Celery's.
     """
     task_id = str(uuid.uuid4())
     # A stuck document (still queued or processing) keeps its count of starts, so one that

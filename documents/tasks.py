@@ -51,7 +51,8 @@ def retry_delay(retries: int) -> float:
     throws=(PermanentIngestError,),
 )
 def ingest_pdf_task(self: Task, document_id: int) -> dict[str, Any]:
-    """Ingest the document ``document_id`` (an id, never a path; see DESIGN.md decision 1)."""
+    """Ingest the document ``document_id``: an id, never a path, which would mean nothing on
+    another host and would let a message make a worker read any file."""
     try:
         return services.document_ingest(document_id=document_id, task_id=self.request.id)
     except DocumentMissingError as exc:

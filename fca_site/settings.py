@@ -159,7 +159,8 @@ STATIC_ROOT = Path(os.environ.get("DJANGO_STATIC_ROOT", DATA_DIR / "static"))
 WHITENOISE_USE_FINDERS = True
 # WhiteNoise warns on every start when STATIC_ROOT is missing (before the first collectstatic).
 STATIC_ROOT.mkdir(parents=True, exist_ok=True)
-# Uploaded PDFs, read by the workers through the storage API only (DESIGN.md decision 11):
+# Uploaded PDFs, read by the workers through the storage API only (a task carries a document
+# id, never a path: docs/architecture.md, "Decisions", 1):
 # "local" keeps them under MEDIA_ROOT (one host, or a shared mount), "s3" in a bucket of any
 # S3-compatible server, so web and workers on different hosts share nothing else.
 MEDIA_URL = "media/"

@@ -196,9 +196,10 @@ class Chunk(models.Model):
         ]
         indexes = [
             GinIndex(fields=["search_vector"], name="chunk_search_vector_gin"),
-            # ef_construction 200 (pgvector's default is 64): a better-connected graph finds the
-            # true top 10 at 0.978 instead of 0.900 at ef_search 80 over 100,000 chunks
-            # (bench/search.py), for about twice the build and insert work.
+            # ef_construction 200 (pgvector's default is 64): a better-connected graph finds
+            # much more of the true top 10 at the default ef_search (bench/search.py; figures
+            # in the README, "Performance", "Search at scale"), for about twice the build and
+            # insert work.
             HnswIndex(
                 name="chunk_embedding_hnsw",
                 fields=["embedding"],

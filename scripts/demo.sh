@@ -4,17 +4,9 @@
 # then stop everything this script started.
 set -euo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/setup.sh"
-setup_all
 
-MANAGE=("$PY" "$ROOT/manage.py")
-# Commands print their own report; INFO logs go to the worker's log file only.
-export DJANGO_LOG_LEVEL="${DJANGO_LOG_LEVEL:-WARNING}"
-mkdir -p "$ROOT/.data/logs"
 worker_pid=""
 started_db=0
-if [ -z "${DATABASE_URL:-}" ] && ! "$PY" -m fca_site.embedded_db status >/dev/null 2>&1; then
-    started_db=1
-fi
 cleanup() {
     if [ -n "$worker_pid" ] && kill -0 "$worker_pid" 2>/dev/null; then
         log "Stopping the worker"
@@ -28,7 +20,17 @@ cleanup() {
     fi
     stop_own_redis
 }
+# Set before setup_all, which may start Redis: a step that fails after it still stops that Redis.
 trap cleanup EXIT
+setup_all
+
+MANAGE=("$PY" "$ROOT/manage.py")
+# Commands print their own report; INFO logs go to the worker's log file only.
+export DJANGO_LOG_LEVEL="${DJANGO_LOG_LEVEL:-WARNING}"
+mkdir -p "$ROOT/.data/logs"
+if [ -z "${DATABASE_URL:-}" ] && ! "$PY" -m fca_site.embedded_db status >/dev/null 2>&1; then
+    started_db=1
+fi
 
 log "Starting the database and applying migrations"
 "$PY" -m fca_site.embedded_db start >/dev/null 2>&1 || true

@@ -267,10 +267,6 @@ class ApiKey(models.Model):
     def __str__(self) -> str:
         return f"{self.name} ({self.prefix}…)"
 
-    @property
-    def is_revoked(self) -> bool:
-        return self.revoked_at is not None
-
     def allows_collection(self, collection: str) -> bool:
         """Whether a document in ``collection`` exists for this key."""
         return not self.collections or collection in self.collections

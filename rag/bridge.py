@@ -262,7 +262,14 @@ def owns_running_loop() -> bool:
 
 
 def close_current() -> None:
-    """Close this thread's bridge loop and its resources (a thread that is about to end)."""
+    """Close this thread's bridge loop and its resources: for a thread of the caller's own that
+    used :func:`run` and is about to end, whose loop, engine and connections would otherwise stay
+    open until :func:`shutdown`. Call it on that thread, outside any running loop.
+
+    Part of the bridge's API for code that uses ``rag`` on its own; the project's threads do not
+    need it (Celery's threads pool keeps its threads for the worker's life, closed by
+    :func:`shutdown`, and web requests go through the portal, :func:`run_threadsafe`).
+    """
     state: _LoopState | None = getattr(_local, "state", None)
     if state is None:
         return

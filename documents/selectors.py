@@ -17,6 +17,8 @@ from django_celery_results.models import TaskResult
 from documents import broker_queue, ingestion
 from documents.models import Chunk, Document
 
+# The ingestion task's registered name (documents.tasks registers it under this name; services
+# sends it by name): queued messages carry it, so it must not follow module moves or renames.
 INGEST_TASK_NAME = "ingest_pdf_task"
 
 

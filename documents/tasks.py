@@ -18,6 +18,7 @@ from documents.ingestion import (
     ReaderCrashedError,
     TransientIngestError,
 )
+from documents.selectors import INGEST_TASK_NAME
 
 logger = logging.getLogger(__name__)
 
@@ -40,7 +41,7 @@ def retry_delay(retries: int) -> float:
 
 
 @shared_task(
-    name="ingest_pdf_task",
+    name=INGEST_TASK_NAME,
     bind=True,
     # Acknowledge after the work: a message whose worker died is delivered again. Safe because
     # ingestion replaces a document's chunks atomically (running twice gives one set).

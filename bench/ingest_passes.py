@@ -140,8 +140,8 @@ def chunk_only(documents: list[list[Any]], config: Any, tokenizer: Any) -> tuple
 def limits(inputs: Inputs, *, repeat: int = 1) -> dict[str, Any]:
     """Parse-only and chunk-only seconds and CPU seconds; embedder-only seconds and CPU seconds
     over the chunk texts (the median of ``repeat`` passes) for the default local runtime, the
-    reference (torch, float32) and the other runtimes; and how well the default's vectors agree
-    with the reference's (cosine similarity, mean and minimum)."""
+    reference (torch, float32) and the other runtimes (int8 included); and how well each one's
+    vectors agree with the reference's (cosine similarity, mean and minimum)."""
     import dataclasses
 
     import numpy as np
@@ -175,6 +175,10 @@ def limits(inputs: Inputs, *, repeat: int = 1) -> dict[str, Any]:
         figures[f"embed_seconds[{runtime}]"] = statistics.median(passes)
         figures[f"embed_cpu[{runtime}]"] = statistics.median(cpu)
         vectors[runtime] = np.array(out)
+    for runtime, found in vectors.items():
+        agreement = (found * vectors["torch"]).sum(axis=1)
+        figures[f"cosine_mean[{runtime}]"] = float(agreement.mean())
+        figures[f"cosine_min[{runtime}]"] = float(agreement.min())
     similarity = (vectors[default] * vectors["torch"]).sum(axis=1)
     figures["embed_seconds"] = figures[f"embed_seconds[{default}]"]
     figures["embed_cpu"] = figures[f"embed_cpu[{default}]"]

@@ -283,8 +283,10 @@ CELERY_WORKER_MAX_TASKS_PER_CHILD = env_int("CELERY_WORKER_MAX_TASKS_PER_CHILD",
 RAG_EMBEDDER = os.environ.get("RAG_EMBEDDER", "local")
 RAG_LOCAL_MODEL_PATH = os.environ.get("RAG_LOCAL_MODEL_PATH", "")
 # How the local model runs (same vectors on each): "torch" (sentence-transformers, float32, the
-# reference), "torch-bf16" (bfloat16 matrix products, for CPUs with AMX), "onnx" (exported once
-# into RAG_ONNX_CACHE_DIR, run by onnxruntime) or "auto": torch-bf16 on AMX CPUs, else onnx.
+# reference), "torch-bf16" (bfloat16 matrix products, for CPUs with AMX or AVX-512 BF16), "onnx"
+# (exported once into RAG_ONNX_CACHE_DIR, run by onnxruntime) or "auto": torch-bf16 where the
+# CPU computes bfloat16, else onnx. "int8" (opt-in, never chosen by auto: rag.embedding_int8) is
+# the ONNX model statically quantised, its vectors close to the others' but not the same.
 RAG_LOCAL_RUNTIME = os.environ.get("RAG_LOCAL_RUNTIME", "auto")
 RAG_ONNX_CACHE_DIR = os.environ.get("RAG_ONNX_CACHE_DIR", str(DATA_DIR / "models"))
 # RAG_EMBEDDER=openai: any OpenAI-compatible /v1/embeddings endpoint.

@@ -22,6 +22,10 @@ def get_embedder(config: EmbedderConfig) -> Embedder:
             from rag.embedding_onnx import OnnxEmbedder
 
             return OnnxEmbedder(config)
+        if runtime == "int8":
+            from rag.embedding_int8 import Int8Embedder
+
+            return Int8Embedder(config)
         if runtime == "torch-bf16":
             return LocalEmbedder(config, bfloat16=True, lanes=True)
         return LocalEmbedder(config)

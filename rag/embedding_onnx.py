@@ -89,6 +89,8 @@ def _export(torch: Any, module: Any, dummy: Any, axes: dict, path: Path) -> None
 class OnnxEmbedder(LocalEmbedder):
     """all-MiniLM-L6-v2 (or another sentence-transformers folder) on ONNX Runtime."""
 
+    runtime = "onnx"
+
     def __init__(self, config: EmbedderConfig) -> None:
         super().__init__(config, lanes=True)
         cache = Path(config.onnx_cache_dir) if config.onnx_cache_dir else self.model_path
@@ -103,7 +105,7 @@ class OnnxEmbedder(LocalEmbedder):
                 import onnxruntime
                 from tokenizers import Tokenizer
 
-                export_onnx(self.model_path, self.onnx_path)
+                model_file = self._model_file()
                 options = onnxruntime.SessionOptions()
                 # Parallel in lanes (see LocalEmbedder): each run single-threaded, no spinning
                 # threads taking the CPU from the other lanes.
@@ -112,14 +114,20 @@ class OnnxEmbedder(LocalEmbedder):
                 options.add_session_config_entry("session.intra_op.allow_spinning", "0")
                 options.graph_optimization_level = onnxruntime.GraphOptimizationLevel.ORT_ENABLE_ALL
                 self._session = onnxruntime.InferenceSession(
-                    str(self.onnx_path), options, providers=["CPUExecutionProvider"]
+                    str(model_file), options, providers=["CPUExecutionProvider"]
                 )
                 tokenizer = Tokenizer.from_file(str(self.model_path / "tokenizer.json"))
                 tokenizer.enable_truncation(self.max_seq_length)
                 tokenizer.enable_padding()
                 self._batch_tokenizer = tokenizer
-                logger.info("embedder=%s loaded on onnxruntime from %s", self.name, self.onnx_path)
+                logger.info(
+                    "embedder=%s loaded runtime=%s from %s", self.name, self.runtime, model_file
+                )
             return self._session
+
+    def _model_file(self) -> Path:
+        """The ONNX file to run, made on first use (the export of the model folder)."""
+        return export_onnx(self.model_path, self.onnx_path)
 
     def _encode(self, texts: Sequence[str]) -> list[list[float]]:
         session = self._load()

@@ -134,6 +134,33 @@ def test_fast_runtimes_give_the_reference_vectors_over_corpus_chunks(
         assert (tmp_path / fast.onnx_path.name).exists()
 
 
+def test_int8_runtime_stays_within_the_agreement_bound_over_corpus_chunks(
+    reference_chunks, tmp_path
+):
+    """The opt-in int8 model (static quantisation, built here) keeps the bound under which an
+    embedder may keep the reference's name: mean cosine >= 0.99, minimum >= 0.95."""
+    import numpy as np
+    import onnx
+
+    from rag.embedding_int8 import float_matmuls_to_keep
+
+    int8 = get_embedder(
+        EmbedderConfig(kind="local", local_runtime="int8", onnx_cache_dir=str(tmp_path))
+    )
+    torch = get_embedder(EmbedderConfig(kind="local", local_runtime="torch"))
+    assert int8.name == torch.name
+    vectors = np.array(asyncio.run(int8.embed(reference_chunks)))
+    reference = np.array(asyncio.run(torch.embed(reference_chunks)))
+    similarity = (vectors * reference).sum(axis=1)
+    assert similarity.mean() >= 0.99
+    assert similarity.min() >= 0.95
+    quantised = onnx.load(str(int8.onnx_path))
+    operators = {node.op_type for node in quantised.graph.node}
+    assert "MatMulInteger" in operators or "QLinearMatMul" in operators  # really int8
+    # The six layers' attention products (2 each) and down-projections stay float32.
+    assert len(float_matmuls_to_keep(onnx.load(str(int8.float_onnx_path)))) == 18
+
+
 @pytest.mark.parametrize(("amx", "expected"), [(True, "torch-bf16"), (False, "onnx")])
 def test_auto_runtime_follows_the_cpu(monkeypatch, amx, expected):
     from rag import embedding
@@ -161,7 +188,7 @@ def test_bfloat16_hardware_is_read_from_the_cpu_flags(flags, native):
 
 
 def test_an_unknown_runtime_is_refused_with_the_choices():
-    with pytest.raises(ValueError, match="auto, torch, torch-bf16, onnx"):
+    with pytest.raises(ValueError, match="auto, torch, torch-bf16, onnx, int8"):
         get_embedder(EmbedderConfig(kind="local", local_runtime="gpu"))
 
 

@@ -285,6 +285,24 @@ def test_search_returns_cited_hits_and_applies_filters(make_key, index_text):
     run_async(scenario)
 
 
+def test_search_hits_say_ocr_and_its_confidence(make_key, index_text):
+    key = make_key()
+    scanned = index_text("Otters hold hands while they sleep on the water.")
+    # As the OCR stage records it on a scanned page's chunks.
+    assert Chunk.objects.filter(document_id=scanned).update(ocr=True, ocr_confidence=87.5) >= 1
+
+    async def scenario(client):
+        response = await client.post(
+            f"{API}/search", {"query": "otters sleep", "mode": "text"},
+            content_type="application/json", headers=bearer(key),
+        )  # fmt: skip
+        assert response.status_code == 200, response.content
+        (hit,) = response.json()["hits"]
+        assert (hit["document_id"], hit["ocr"], hit["ocr_confidence"]) == (scanned, True, 87.5)
+
+    run_async(scenario)
+
+
 def test_delete_removes_document_chunks_and_file_and_search_forgets_it(make_key, index_text):
     key = make_key()
     doomed = index_text("Penguins huddle against the Antarctic wind.")

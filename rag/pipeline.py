@@ -48,6 +48,8 @@ class IngestResult:
     chunks: int
     embedder: str
     seconds: dict[str, float] = field(default_factory=dict)
+    """Seconds per stage; ``ocr`` adds up each OCR'd page's rendering and recognition, so with
+    pages recognised at once it can exceed the time reading took."""
     cpu_seconds: dict[str, float] = field(default_factory=dict)
     """CPU seconds per stage: ``parse`` and ``ocr`` (the reader child's own), ``embed`` (the
     embedder's lanes, for a local embedder), ``chunk`` (on the event loop's thread) and

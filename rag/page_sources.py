@@ -32,6 +32,7 @@ from rag.parsing import (
     ExtractionStats,
     Page,
     PdfDocument,
+    add_page,
     normalize_text,
 )
 
@@ -228,10 +229,15 @@ class PageSources:
         return result
 
     def count(self, result: PageRead) -> None:
-        """Count the page in :attr:`stats` under the source its text finally came from."""
-        if result.page.text:
+        """Count the page in :attr:`stats` under the source its text finally came from, and
+        note its number under any source but pypdf (pages are counted in page order)."""
+        page = result.page
+        if page.text:
             sources = self.stats.page_sources
-            sources[result.page.source] = sources.get(result.page.source, 0) + 1
+            sources[page.source] = sources.get(page.source, 0) + 1
+            if page.source != SOURCE_PYPDF:
+                readers = self.stats.page_readers
+                readers[page.source] = add_page(readers.get(page.source, ""), page.number)
 
     def _pdfium_text(self, index: int) -> str:
         pdfium = self._open_pdfium()

@@ -57,6 +57,8 @@ class IngestResult:
     failed_pages: list[int] = field(default_factory=list)
     page_sources: dict[str, int] = field(default_factory=dict)
     """Pages whose text came from each reader (``pypdf``, ``pdfium``, ``ocr``)."""
+    page_readers: dict[str, str] = field(default_factory=dict)
+    """Which pages each reader other than pypdf read, as ranges (``{"ocr": "3-5,9"}``)."""
     skipped_pages: list[str] = field(default_factory=list)
     """Pages OCR could not read, with the reason."""
 
@@ -192,6 +194,7 @@ class IngestPipeline:
                         chunk_count=chunk_count,
                         embedder=self.embedder.name,
                         page_sources=pdf.stats.page_sources,
+                        page_readers=pdf.stats.page_readers,
                     )
                 if pdf.ocr_pages:
                     watch.add_seconds("ocr", pdf.ocr_seconds)
@@ -219,16 +222,18 @@ class IngestPipeline:
             cpu_seconds=watch.rounded_cpu(),
             failed_pages=list(pdf.stats.failed_pages),
             page_sources=dict(pdf.stats.page_sources),
+            page_readers=dict(pdf.stats.page_readers),
             skipped_pages=list(pdf.stats.skipped_pages),
         )
         logger.info(
             "ingested document_id=%d pages=%d chunks=%d failed_pages=%d page_sources=%s "
-            "seconds=%s cpu_seconds=%s",
+            "page_readers=%s seconds=%s cpu_seconds=%s",
             document_id,
             result.pages,
             result.chunks,
             len(result.failed_pages),
             result.page_sources,
+            result.page_readers,
             result.seconds,
             result.cpu_seconds,
         )

@@ -13,10 +13,10 @@ ENV PYTHONDONTWRITEBYTECODE=1 \
 
 WORKDIR /app
 
-# OCR: Tesseract's English model and the OpenMP runtime libtesseract (from the tesserocr wheel)
-# links. More languages: add tesseract-ocr-<lang> here and set RAG_OCR_LANGUAGES.
+# OCR: Tesseract's English model (libtesseract itself comes in the tesserocr wheel). More
+# languages: add tesseract-ocr-<lang> here and set RAG_OCR_LANGUAGES.
 RUN apt-get update \
-    && apt-get install -y --no-install-recommends tesseract-ocr tesseract-ocr-eng libgomp1 \
+    && apt-get install -y --no-install-recommends tesseract-ocr tesseract-ocr-eng \
     && rm -rf /var/lib/apt/lists/*
 
 # torch first, from the CPU-only index: the default wheel pulls in gigabytes of CUDA libraries

@@ -65,3 +65,15 @@ def image_pdf(images: list[Image.Image], *, dpi: float) -> bytes:
 def scanned_text_pdf(lines: list[str], *, dpi: int = 200) -> bytes:
     """A one-page scanned PDF showing ``lines`` (an image, no text layer)."""
     return image_pdf([text_image(lines, dpi=dpi)], dpi=dpi)
+
+
+def joined_pdf(pdfs: list[bytes]) -> bytes:
+    """One PDF of the pages of ``pdfs`` in order (scanned pages among text pages, say)."""
+    from pypdf import PdfReader, PdfWriter
+
+    writer = PdfWriter()
+    for data in pdfs:
+        writer.append(PdfReader(io.BytesIO(data)))
+    out = io.BytesIO()
+    writer.write(out)
+    return out.getvalue()

@@ -128,7 +128,7 @@ class DocumentAdmin(admin.ModelAdmin):
 
     @admin.display(description="pages read by")
     def page_sources_display(self, obj: Document) -> str:
-        return presenters.page_sources_label(obj.page_sources)
+        return presenters.page_sources_label(obj.page_sources, obj.page_readers)
 
     @admin.display(description="chunks", ordering="chunk_count")
     def chunks_display(self, obj: Document) -> SafeString:

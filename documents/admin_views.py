@@ -305,7 +305,7 @@ def chunks_view(model_admin: DocumentAdmin, request: HttpRequest, object_id: str
         request,
         title=f"Chunks of “{document.title}”",
         document=document,
-        page_sources=presenters.page_sources_label(document.page_sources),
+        page_sources=presenters.page_sources_label(document.page_sources, document.page_readers),
         document_url=reverse("admin:documents_document_change", args=[document.pk]),
         live=presenters.live_status(document, stuck_after=selectors.stuck_after()),
         page=page,

@@ -133,6 +133,13 @@ class Document(models.Model):
         help_text='Pages whose text came from each reader: {"pypdf": 10, "pdfium": 1, "ocr": 2} '
         "(pypdf's text layer, PDFium's for pages pypdf cannot read, or OCR).",
     )
+    page_readers = models.JSONField(
+        "page readers",
+        default=dict,
+        blank=True,
+        help_text='Which pages each reader other than pypdf read: {"pdfium": "11", "ocr": '
+        '"3-5,9"}; pypdf read the other pages with text.',
+    )
 
     class Meta:
         ordering = ["-created_at"]

@@ -49,13 +49,21 @@ def ocr_label(ocr: bool, confidence: float | None) -> str:
     return "OCR" if confidence is None else f"OCR (confidence {confidence:.0f})"
 
 
-def page_sources_label(page_sources: dict[str, int] | None) -> str:
-    """Pages per reader: "text layer (pypdf) 10, OCR 2"."""
-    parts = [
-        f"{PAGE_SOURCE_NAMES.get(source, source)} {count}"
-        for source, count in sorted((page_sources or {}).items())
-        if count
-    ]
+def page_sources_label(
+    page_sources: dict[str, int] | None, page_readers: dict[str, str] | None = None
+) -> str:
+    """Pages per reader, with the pages of each reader but pypdf (``page_readers``, ranges
+    like "3-5,9") where they are known: "OCR 4 (pages 3–5, 9), text layer (pypdf) 10"."""
+    readers = page_readers or {}
+    parts = []
+    for source, count in sorted((page_sources or {}).items()):
+        if not count:
+            continue
+        part = f"{PAGE_SOURCE_NAMES.get(source, source)} {count}"
+        if readers.get(source):
+            pages = readers[source].replace("-", "–").replace(",", ", ")
+            part += f" ({'page' if count == 1 else 'pages'} {pages})"
+        parts.append(part)
     return ", ".join(parts) or "–"
 
 

@@ -359,7 +359,8 @@ RAG_OCR_MAX_PIXELS = int(os.environ.get("RAG_OCR_MAX_PIXELS", "40000000"))
 # to the document's reading budget.
 RAG_OCR_PAGE_SECONDS = float(os.environ.get("RAG_OCR_PAGE_SECONDS", "120"))
 RAG_OCR_SECONDS_PER_PAGE = float(os.environ.get("RAG_OCR_SECONDS_PER_PAGE", "20"))
-# Tesseract's threads; 0: every core the worker may run on.
+# Pages OCR'd at once, each in a thread of the reader with its own Tesseract (one core each);
+# 0: one per core the worker may run on.
 RAG_OCR_THREADS = int(os.environ.get("RAG_OCR_THREADS", "0"))
 # Transient failures (database, network) retry with exponential backoff and jitter.
 RAG_TASK_MAX_RETRIES = int(os.environ.get("RAG_TASK_MAX_RETRIES", "5"))

@@ -83,7 +83,9 @@ class RAGConfig:
     ocr_seconds_per_page: float = 20.0
     """Added to the document's reading budget for each page OCR'd."""
     ocr_threads: int = 0
-    """Threads Tesseract may use (OpenMP); 0 means the cores this process may run on."""
+    """Pages the reader recognises at once, each in a thread with its own Tesseract (which uses
+    one core: the wheel's libtesseract has no OpenMP); 0 means one per core this process may run
+    on."""
     hnsw_ef_search: int = 80
     """Candidates the HNSW index examines per vector query (pgvector's default is 40)."""
     hit_text_chars: int | None = None

@@ -10,8 +10,10 @@ rendered at a lower resolution that fits, and skipped (with the reason recorded)
 Recognition: Tesseract 5 through tesserocr (its C API, in this process): compared with the
 ``tesseract`` command line (pytesseract), it saves a process start, the loading of the model
 and an image file per page (measured here: 2.0-2.8 s against 3.8 s per page at 300 dpi, one
-thread each). One engine is made per reader process and reused for every page. A page that
-takes longer than ``RAGConfig.ocr_page_seconds`` is cancelled by Tesseract itself and skipped.
+thread each). The wheel's libtesseract is built without OpenMP: one recognition runs on one
+core, so the reader recognises several pages at once instead, each in a thread with an engine
+of its own (``rag.ocr_pool``), made once and reused for every page. A page that takes longer
+than ``RAGConfig.ocr_page_seconds`` is cancelled by Tesseract itself and skipped.
 
 Tesseract and PDFium are loaded only where a page is rendered or read: in the page reader's
 child process (``rag.page_sources``), never in the worker's own process, whose start-up check
@@ -138,15 +140,20 @@ class OcrEngine:
         """Recognise the text of a page image. Raises :class:`OcrSkipped` when Tesseract takes
         longer than the page budget (it stops itself)."""
         self._api.SetImage(image)
-        started = time.perf_counter()
-        if not self._api.Recognize(timeout=self._timeout_ms):
-            raise OcrSkipped(
-                f"recognition took longer than {self.page_seconds:g} s (RAG_OCR_PAGE_SECONDS)"
-                if time.perf_counter() - started >= self.page_seconds * 0.9
-                else "Tesseract could not read the page image"
-            )
-        text = self._api.GetUTF8Text() or ""
-        confidences = [value for value in self._api.AllWordConfidences() if value >= 0]
+        try:
+            started = time.perf_counter()
+            if not self._api.Recognize(timeout=self._timeout_ms):
+                raise OcrSkipped(
+                    f"recognition took longer than {self.page_seconds:g} s (RAG_OCR_PAGE_SECONDS)"
+                    if time.perf_counter() - started >= self.page_seconds * 0.9
+                    else "Tesseract could not read the page image"
+                )
+            text = self._api.GetUTF8Text() or ""
+            confidences = [value for value in self._api.AllWordConfidences() if value >= 0]
+        finally:
+            # Tesseract keeps its copy of the image and its results until the next page; an idle
+            # engine of the reader's pool need not hold a page's worth of memory.
+            self._api.Clear()
         words = len(text.split())
         if not words or not confidences:
             return OcrText(text="", confidence=None, words=0)
@@ -160,9 +167,15 @@ class OcrEngine:
 
 
 def render_page(page, *, dpi: int, max_pixels: int):  # page: pypdfium2.PdfPage
-    """The page drawn in grey for OCR (a PIL image), within the pixel cap (see
+    """The page drawn in grey for OCR (a PIL image of its own), within the pixel cap (see
     :func:`render_scale`)."""
     width, height = page.get_size()
     scale = render_scale(width, height, dpi=dpi, max_pixels=max_pixels)
-    # The PIL image is a view of the bitmap's buffer and keeps it alive: never close it here.
-    return page.render(scale=scale, grayscale=True, may_draw_forms=True).to_pil()
+    bitmap = page.render(scale=scale, grayscale=True, may_draw_forms=True)
+    try:
+        # A copy, not a view of PDFium's buffer: the image goes to a recognition thread, and the
+        # bitmap must be freed here, in the thread that uses PDFium (which is not thread-safe),
+        # not wherever the image's last reference happens to be dropped.
+        return bitmap.to_pil().copy()
+    finally:
+        bitmap.close()

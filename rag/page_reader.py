@@ -7,31 +7,30 @@ reader process, no longer). And a page cannot be stopped in a thread, while a pr
 killed: a tiny file can hold a content stream that costs minutes per page to parse. So every
 document is read by a child process, and the parent only receives text.
 
-The budget (``RAGConfig.parse_*``): opening the file and each page may take at most
-``parse_page_seconds``; and reading may at no point have taken longer than
-``parse_base_seconds`` plus ``parse_seconds_per_page`` for each page read so far (which bounds
-the whole document by its pages, and stops a document whose every page is slow after a few of
-them rather than at the task's time limit). Over budget, the child is killed and the document
-fails as ``too_complex``. Seconds are the child's own, measured around its parsing: time the
-child waits for the consumer (a full pipe) is not counted.
+Each step is timed, and the document as a whole, by the budget in :mod:`rag.read_budget`:
+over it, the child is killed and the document fails as ``too_complex``.
 
-OCR (``rag.page_sources``, ``rag.ocr``) runs in the child too, and has a budget of its own: a
-page's recognition may take ``ocr_page_seconds`` (Tesseract stops itself there and the page is
-skipped; its rendering may take ``parse_page_seconds`` more), and each OCR'd page adds
-``ocr_seconds_per_page`` to the document's budget. Tesseract uses ``ocr_threads`` threads
-(OpenMP), by default every core the worker may run on.
+OCR (``rag.page_sources``, ``rag.ocr``, ``rag.ocr_pool``) runs in the child too: its main thread
+reads each page's text layer and renders the pages that need OCR (pypdf and PDFium, which is not
+thread-safe, stay in that thread), and up to ``ocr_threads`` pages are recognised at once, each
+in a thread with a Tesseract of its own (by default one per core the worker may run on). While
+they are, the main thread reads ahead, up to ``pages_ahead`` (:data:`PAGES_AHEAD_PER_THREAD`
+per thread) pages not yet sent; pages are still sent in page order.
 
 Protocol: the child writes ``{"ready": true}`` once started (its interpreter start is not
 parsing, so the budget starts after it); the parent then writes the PDF's bytes to the child's
 stdin and closes it; the child writes JSON lines to stdout: ``{"pages": N, "seconds": ...}``
-once opened (or ``{"error": <class name>, "message": ...}`` and nothing more), then for each
-page in order ``{"ocr": n, "reason": ..., "seconds": ...}`` first if the page is OCR'd, and
-``{"page": n, "text": ..., "source": ..., "ocr_confidence": ..., "seconds": ...,
-"ocr_seconds": ..., "cpu": ..., "ocr_cpu": ...}`` (or an error, for a page over
-``max_page_chars``), then ``{"stats": {...}}``. ``cpu`` and ``ocr_cpu`` are the child's own
-CPU seconds (``time.process_time``, Tesseract's threads included) reading the text layer and
-running OCR. A pipe holds only a few pages, so the child reads no further ahead than the
-consumer allows.
+once opened (or ``{"error": <class name>, "message": ...}`` and nothing more), then, as it
+reads each page in order, ``{"ocr": n, "reason": ..., "seconds": ...}`` when page n needs OCR
+(its text layer read; the child renders it next, then hands it to a recognition thread), or
+``{"read": n, "seconds": ...}`` when page n is read while pages before it are still in OCR, and
+for each page in order, once it is read and recognised, ``{"page": n, "text": ..., "source":
+..., "ocr_confidence": ..., "seconds": ..., "ocr_seconds": ..., "cpu": ..., "ocr_cpu": ...}``
+(or an error, for a page over ``max_page_chars``), then ``{"stats": {...}}``. A page's seconds
+are counted once: in its ``ocr`` or ``read`` message if it had one, else in its ``page``
+message. ``cpu`` and ``ocr_cpu`` are the CPU seconds of the child's threads
+(``time.thread_time``) reading the page's text layer, and rendering and recognising it. A pipe
+holds only a few pages, so the child reads no further ahead than the consumer allows.
 
 A child killed by a signal (out of memory, an operator) raises :class:`ReaderCrashedError`,
 which is retried like a worker that died; a child that exits otherwise before the end is a
@@ -61,11 +60,11 @@ from rag.errors import (
     NoTextError,
     PermanentIngestError,
     ReaderCrashedError,
-    TooComplexError,
     TooLargeError,
 )
 from rag.page_sources import OcrSettings
 from rag.parsing import ExtractionStats, Page, no_text_error
+from rag.read_budget import ReadBudget
 
 logger = logging.getLogger(__name__)
 
@@ -75,6 +74,15 @@ _PACKAGE_ROOT = str(Path(__file__).resolve().parent.parent)
 STARTUP_SECONDS = 60.0
 # Room in one JSON line beside the page's text (the keys and the seconds).
 _LINE_OVERHEAD = 2**16
+# Pages the child may have read and not yet sent, per OCR thread: room for a text page between
+# two scanned pages without leaving a thread idle, and a bound on the text held meanwhile.
+PAGES_AHEAD_PER_THREAD = 2
+
+
+def ocr_threads(config: RAGConfig) -> int:
+    """Pages the reader recognises at once: ``RAGConfig.ocr_threads``, else one per CPU this
+    process may run on."""
+    return max(1, config.ocr_threads or len(os.sched_getaffinity(0)))
 
 
 def line_limit(max_page_chars: int) -> int:
@@ -90,18 +98,24 @@ class PageReader:
     Made by :func:`open_pdf`, which also stops the child.
     """
 
-    def __init__(self, process: asyncio.subprocess.Process, config: RAGConfig) -> None:
+    def __init__(
+        self, process: asyncio.subprocess.Process, config: RAGConfig, *, ocr_threads: int = 1
+    ) -> None:
         self._process = process
         self._config = config
-        self.page_count = 0
-        self.pages_read = 0
+        self._budget = ReadBudget(
+            config, ocr_threads=ocr_threads, pages_ahead=PAGES_AHEAD_PER_THREAD * ocr_threads
+        )
         self.ocr_pages = 0
         self.ocr_seconds = 0.0
-        self._in_ocr = False  # the child is rendering and recognising the next page
         self.cpu_seconds = 0.0  # the child's, opening the file and reading text layers
         self.ocr_cpu_seconds = 0.0
         self.stats = ExtractionStats()
-        self._spent = 0.0
+
+    @property
+    def page_count(self) -> int:
+        """The document's pages (0 until the child has opened it)."""
+        return self._budget.page_count
 
     async def _open(self, data: bytes) -> None:
         assert self._process.stdin is not None and self._process.stdout is not None
@@ -132,9 +146,8 @@ class PageReader:
         finally:
             self._process.stdin.close()
         message = await self._next_message()
-        self.page_count = message["pages"]
         self.cpu_seconds += message["cpu"]
-        self._account(message["seconds"])
+        self._budget.opened(message["pages"], message["seconds"])
 
     async def pages(self) -> AsyncIterator[tuple[Page, float]]:
         """Yield ``(page, seconds spent parsing it)`` in page order (OCR's seconds add up in
@@ -144,22 +157,20 @@ class PageReader:
         :class:`~rag.errors.ReaderCrashedError` if the child is killed."""
         while True:
             message = await self._next_message()
-            if "ocr" in message:
-                self._account(message["seconds"])
-                self._in_ocr = True
-                continue
             if "stats" in message:
                 for name, value in message["stats"].items():
                     setattr(self.stats, name, value)
                 return
-            if message["ocr_seconds"] > self._step_limit():
-                raise self._over_page_budget()
-            self._in_ocr = False
-            self.pages_read += 1
+            if "ocr" in message:
+                self._budget.began_ocr(message["ocr"], message["seconds"])
+                continue
+            if "read" in message:
+                self._budget.read_ahead(message["read"], message["seconds"])
+                continue
+            self._budget.received(message["page"], message["seconds"], message["ocr_seconds"])
             if message["ocr_seconds"]:
                 self.ocr_pages += 1
                 self.ocr_seconds += message["ocr_seconds"]
-            self._account(message["seconds"], message["ocr_seconds"])
             self.cpu_seconds += message["cpu"]
             self.ocr_cpu_seconds += message["ocr_cpu"]
             page = Page(
@@ -174,38 +185,10 @@ class PageReader:
         """The error that explains why no text came out of the whole document."""
         return no_text_error(self.stats, self.page_count)
 
-    def _allowance(self) -> float:
-        """Seconds reading may have taken once the step under way (open, or the next page)
-        ends: the document's budget for the pages read by then."""
-        config = self._config
-        ocr_pages = self.ocr_pages + self._in_ocr
-        return (
-            config.parse_base_seconds
-            + config.parse_seconds_per_page * (self.pages_read + 1)
-            + config.ocr_seconds_per_page * ocr_pages
-        )
-
-    def _step_limit(self) -> float:
-        """Longest the step under way may take: parsing a page, or rendering (as long as
-        parsing may take) and recognising it."""
-        config = self._config
-        if self._in_ocr:
-            return config.parse_page_seconds + config.ocr_page_seconds
-        return config.parse_page_seconds
-
-    def _account(self, seconds: float, ocr_seconds: float = 0.0) -> None:
-        """Count a finished step's seconds (as the child measured them) against the budget."""
-        self._spent += seconds + ocr_seconds
-        if seconds > self._config.parse_page_seconds:
-            raise self._over_page_budget()
-        if self._spent > self._allowance():
-            raise self._over_document_budget()
-
     async def _next_message(self) -> dict[str, Any]:
         """The child's next message, waited for no longer than the budget left."""
         assert self._process.stdout is not None
-        page_left = self._step_limit()
-        document_left = self._allowance() - self._spent
+        page_left, document_left = self._budget.time_left()
         try:
             # asyncio.timeout, not wait_for: in Python 3.11 wait_for swallows a cancellation that
             # comes in the same loop iteration as the line (CPython gh-86296), and the pipeline's
@@ -214,16 +197,12 @@ class PageReader:
                 line = await self._process.stdout.readline()
         except TimeoutError:
             self.kill()
-            raise (
-                self._over_page_budget()
-                if page_left <= document_left
-                else self._over_document_budget()
-            ) from None
+            raise self._budget.timed_out(page_left, document_left) from None
         except ValueError as exc:
             # asyncio's StreamReader refuses a line over its limit (LimitOverrunError).
             self.kill()
             raise TooLargeError(
-                f"Page {self.pages_read + 1} holds more text than the reader passes on "
+                f"Page {self._budget.pages_read + 1} holds more text than the reader passes on "
                 f"({line_limit(self._config.max_page_chars):,} bytes; RAG_MAX_PAGE_CHARS)."
             ) from exc
         if not line.endswith(b"\n"):
@@ -234,41 +213,8 @@ class PageReader:
             raise _error_class(message["error"])(message["message"])
         return message
 
-    def _over_page_budget(self) -> TooComplexError:
-        limit = self._step_limit()
-        if not self.page_count:
-            return TooComplexError(
-                f"Opening the PDF took more than {limit:g} s (RAG_PARSE_PAGE_SECONDS): its "
-                "structure is too complex to read in time."
-            )
-        if self._in_ocr:
-            return TooComplexError(
-                f"OCR of page {self.pages_read + 1} of {self.page_count} took more than "
-                f"{limit:g} s (RAG_PARSE_PAGE_SECONDS to render it plus RAG_OCR_PAGE_SECONDS): "
-                "the page image is too complex to read in time."
-            )
-        return TooComplexError(
-            f"Page {self.pages_read + 1} of {self.page_count} took more than {limit:g} s to read "
-            "(RAG_PARSE_PAGE_SECONDS): its content is too complex to read in time."
-        )
-
-    def _over_document_budget(self) -> TooComplexError:
-        config = self._config
-        step = (
-            f"up to page {self.pages_read + 1} of {self.page_count}"
-            if self.page_count
-            else "to open it"
-        )
-        return TooComplexError(
-            f"Reading the PDF {step} took more than {self._allowance():g} s (the budget: "
-            f"RAG_PARSE_BASE_SECONDS={config.parse_base_seconds:g} plus "
-            f"RAG_PARSE_SECONDS_PER_PAGE={config.parse_seconds_per_page:g} for each page, and "
-            f"RAG_OCR_SECONDS_PER_PAGE={config.ocr_seconds_per_page:g} for each page OCR'd): "
-            "its content is too complex to read in time."
-        )
-
     def _died(self, code: int) -> ReaderCrashedError | CorruptPdfError:
-        where = f"after {self.pages_read} of {self.page_count or '?'} pages"
+        where = f"after {self._budget.pages_read} of {self.page_count or '?'} pages"
         if code < 0:
             return ReaderCrashedError(
                 f"The PDF reader was killed by {_signal_name(-code)} {where} (out of memory, "
@@ -295,17 +241,15 @@ async def open_pdf(data: bytes, *, config: RAGConfig) -> AsyncIterator[PageReade
     :class:`~rag.errors.EncryptedPdfError`, :class:`~rag.errors.TooLargeError`, ...) and the
     reader's own errors (see :meth:`PageReader.pages`).
     """
-    threads = str(config.ocr_threads or len(os.sched_getaffinity(0)))
+    threads = ocr_threads(config)
     env = {
         **os.environ,
         "PYTHONPATH": os.pathsep.join(filter(None, [_PACKAGE_ROOT, os.environ.get("PYTHONPATH")])),
-        # Tesseract's parallel sections (OpenMP): as many threads as cores it is given.
-        "OMP_THREAD_LIMIT": threads,
-        "OMP_NUM_THREADS": threads,
     }
     settings = {
         "max_pages": config.max_pages,
         "max_page_chars": config.max_page_chars,
+        "pages_ahead": PAGES_AHEAD_PER_THREAD * threads,
         "ocr": asdict(
             OcrSettings(
                 mode=config.ocr,
@@ -314,6 +258,7 @@ async def open_pdf(data: bytes, *, config: RAGConfig) -> AsyncIterator[PageReade
                 dpi=config.ocr_dpi,
                 max_pixels=config.ocr_max_pixels,
                 page_seconds=config.ocr_page_seconds,
+                threads=threads,
             )
         ),
     }
@@ -327,7 +272,7 @@ async def open_pdf(data: bytes, *, config: RAGConfig) -> AsyncIterator[PageReade
         env=env,
         limit=line_limit(config.max_page_chars),
     )
-    reader = PageReader(process, config)
+    reader = PageReader(process, config, ocr_threads=threads)
     try:
         await reader._open(data)
         del data  # the child has the bytes; a long ingestion need not keep them

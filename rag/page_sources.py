@@ -10,7 +10,8 @@ page's ink, or garbage (see :func:`ocr_reason`), per ``RAGConfig.ocr``:
 - ``off``: never.
 
 PDFium is opened only when a page needs it (most text PDFs never do). Runs in the page reader's
-child process (``rag.page_reader``), never in the worker's own.
+child process (``rag.page_reader``), never in the worker's own: text layers and rendering in
+the calling thread (PDFium is not thread-safe), recognition in the threads of ``rag.ocr_pool``.
 """
 
 from __future__ import annotations
@@ -19,8 +20,9 @@ import io
 import logging
 import time
 import unicodedata
+from concurrent.futures import Future
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from rag.errors import CorruptPdfError, TooLargeError
 from rag.parsing import (
@@ -30,8 +32,12 @@ from rag.parsing import (
     ExtractionStats,
     Page,
     PdfDocument,
+    add_page,
     normalize_text,
 )
+
+if TYPE_CHECKING:
+    from rag.ocr_pool import OcrPool, Recognition
 
 logger = logging.getLogger(__name__)
 
@@ -69,15 +75,19 @@ class OcrSettings:
     dpi: int = 300
     max_pixels: int = 40_000_000
     page_seconds: float = 120.0
+    threads: int = 1
+    """Pages recognised at once, each in a thread with its own Tesseract."""
 
 
 @dataclass
 class PageRead:
-    """One page as read, with the seconds spent parsing text and running OCR."""
+    """One page as read, with the seconds spent parsing text and running OCR (rendering and
+    recognition), and OCR's CPU seconds."""
 
     page: Page
     parse_seconds: float = 0.0
     ocr_seconds: float = 0.0
+    ocr_cpu: float = 0.0
     notes: list[str] = field(default_factory=list)
 
 
@@ -148,7 +158,7 @@ class PageSources:
         self._ocr_settings = ocr
         self._pdfium: Any = None
         self._pdfium_failed = ""
-        self._engine: Any = None
+        self._pool: OcrPool | None = None
         self._pypdf: PdfDocument | None = None
         exc_message = ""
         try:
@@ -168,6 +178,11 @@ class PageSources:
         if self._pypdf is None:
             # Pages nothing reads count as failed with this cause: the file is corrupt.
             self.stats.first_failure = f"pypdf: {exc_message}"
+
+    @property
+    def ocr_threads(self) -> int:
+        """Pages recognised at once (:attr:`OcrSettings.threads`)."""
+        return self._ocr_settings.threads
 
     def _open_pdfium(self) -> Any:
         """PDFium's view of the file, opened once; None when PDFium cannot open it either."""
@@ -214,10 +229,15 @@ class PageSources:
         return result
 
     def count(self, result: PageRead) -> None:
-        """Count the page in :attr:`stats` under the source its text finally came from."""
-        if result.page.text:
+        """Count the page in :attr:`stats` under the source its text finally came from, and
+        note its number under any source but pypdf (pages are counted in page order)."""
+        page = result.page
+        if page.text:
             sources = self.stats.page_sources
-            sources[result.page.source] = sources.get(result.page.source, 0) + 1
+            sources[page.source] = sources.get(page.source, 0) + 1
+            if page.source != SOURCE_PYPDF:
+                readers = self.stats.page_readers
+                readers[page.source] = add_page(readers.get(page.source, ""), page.number)
 
     def _pdfium_text(self, index: int) -> str:
         pdfium = self._open_pdfium()
@@ -256,38 +276,67 @@ class PageSources:
 
     def ocr(self, result: PageRead, reason: str) -> None:
         """Replace the page's text by what OCR reads, when it reads anything (and count the
-        seconds spent)."""
-        started = time.perf_counter()
-        try:
-            self._ocr(result, reason)
-        finally:
-            result.ocr_seconds = time.perf_counter() - started
+        seconds spent); waits for the recognition."""
+        image = self.render(result)
+        if image is not None:
+            recognition = self.recognise(image)
+            del image  # the pool holds it until the page is read, no longer
+            self.finish_ocr(result, reason, recognition.result())
 
-    def _ocr(self, result: PageRead, reason: str) -> None:
+    def render(self, result: PageRead) -> Any | None:
+        """The page's image for OCR, drawn in this thread (PDFium is not thread-safe); None when
+        it cannot be drawn (the reason is recorded). Its seconds count as the page's OCR."""
         from rag import ocr
 
         number = result.page.number
-        index = number - 1
-        settings = self._ocr_settings
-        pdfium = self._open_pdfium()
-        if pdfium is None:
-            self._skip(number, f"PDFium cannot render the file ({self._pdfium_failed})")
-            return
+        started, cpu_started = time.perf_counter(), time.thread_time()
         try:
-            image = ocr.render_page(pdfium[index], dpi=settings.dpi, max_pixels=settings.max_pixels)
-            if self._engine is None:
-                self._engine = ocr.OcrEngine(
+            pdfium = self._open_pdfium()
+            if pdfium is None:
+                self._skip(number, f"PDFium cannot render the file ({self._pdfium_failed})")
+                return None
+            settings = self._ocr_settings
+            return ocr.render_page(
+                pdfium[number - 1], dpi=settings.dpi, max_pixels=settings.max_pixels
+            )
+        except ocr.OcrSkipped as exc:
+            self._skip(number, str(exc))
+            return None
+        except Exception as exc:  # noqa: BLE001 - PDFium raises types of its own
+            # One page that cannot be rendered must not lose the others; recorded.
+            self._skip(number, f"{type(exc).__name__}: {str(exc)[:200]}")
+            return None
+        finally:
+            result.ocr_seconds += time.perf_counter() - started
+            result.ocr_cpu += time.thread_time() - cpu_started
+
+    def recognise(self, image: Any) -> Future[Recognition]:
+        """Recognition of a rendered page in one of :attr:`OcrSettings.threads` threads, each
+        with its own Tesseract (made on first use)."""
+        if self._pool is None:
+            from rag import ocr
+            from rag.ocr_pool import OcrPool
+
+            settings = self._ocr_settings
+            self._pool = OcrPool(
+                settings.threads,
+                lambda: ocr.OcrEngine(
                     languages=settings.languages,
                     tessdata=settings.tessdata,
                     page_seconds=settings.page_seconds,
-                )
-            found = self._engine.read(image)
-        except ocr.OcrSkipped as exc:
-            self._skip(number, str(exc))
-            return
-        except Exception as exc:  # noqa: BLE001 - PDFium and Tesseract raise types of their own
-            # One page that cannot be rendered or read must not lose the others; recorded.
-            self._skip(number, f"{type(exc).__name__}: {str(exc)[:200]}")
+                ),
+            )
+        return self._pool.submit(image)
+
+    def finish_ocr(self, result: PageRead, reason: str, recognition: Recognition) -> None:
+        """Take what recognition read as the page's text when it is better than the text layer
+        (counting its seconds); record why when it read nothing."""
+        number = result.page.number
+        result.ocr_seconds += recognition.seconds
+        result.ocr_cpu += recognition.cpu
+        found = recognition.found
+        if found is None:
+            self._skip(number, recognition.error)
             return
         text = normalize_text(found.text)
         logger.info(
@@ -314,8 +363,8 @@ class PageSources:
             self.stats.skipped_pages.append(f"page {number}: {reason}")
 
     def close(self) -> None:
-        """Free PDFium's document and Tesseract's models."""
-        if self._engine is not None:
-            self._engine.close()
+        """Free PDFium's document and every Tesseract's models (once their pages are read)."""
+        if self._pool is not None:
+            self._pool.close()
         if self._pdfium is not None:
             self._pdfium.close()

@@ -63,8 +63,23 @@ class ExtractionStats:
     first_failure: str = ""
     page_sources: dict[str, int] = field(default_factory=dict)
     """Pages whose text came from each reader (``pypdf``, ``pdfium``, ``ocr``)."""
+    page_readers: dict[str, str] = field(default_factory=dict)
+    """Which pages each reader other than pypdf read, as ranges (``{"ocr": "3-5,9"}``); pypdf
+    read the other pages with text."""
     skipped_pages: list[str] = field(default_factory=list)
     """Why pages were not OCR'd although they needed it ("page 3: ..."), at most a few."""
+
+
+def add_page(ranges: str, number: int) -> str:
+    """``ranges`` of page numbers (``"3-5,9"``) with page ``number`` added; pages are added in
+    increasing order, as they are read."""
+    if not ranges:
+        return str(number)
+    head, comma, last = ranges.rpartition(",")
+    first, _, end = last.partition("-")
+    if number == int(end or first) + 1:
+        return f"{head}{comma}{first}-{number}"
+    return f"{ranges},{number}"
 
 
 def looks_like_pdf(head: bytes) -> bool:

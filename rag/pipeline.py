@@ -48,6 +48,8 @@ class IngestResult:
     chunks: int
     embedder: str
     seconds: dict[str, float] = field(default_factory=dict)
+    """Seconds per stage; ``ocr`` adds up each OCR'd page's rendering and recognition, so with
+    pages recognised at once it can exceed the time reading took."""
     cpu_seconds: dict[str, float] = field(default_factory=dict)
     """CPU seconds per stage: ``parse`` and ``ocr`` (the reader child's own), ``embed`` (the
     embedder's lanes, for a local embedder), ``chunk`` (on the event loop's thread) and
@@ -55,6 +57,8 @@ class IngestResult:
     failed_pages: list[int] = field(default_factory=list)
     page_sources: dict[str, int] = field(default_factory=dict)
     """Pages whose text came from each reader (``pypdf``, ``pdfium``, ``ocr``)."""
+    page_readers: dict[str, str] = field(default_factory=dict)
+    """Which pages each reader other than pypdf read, as ranges (``{"ocr": "3-5,9"}``)."""
     skipped_pages: list[str] = field(default_factory=list)
     """Pages OCR could not read, with the reason."""
 
@@ -190,6 +194,7 @@ class IngestPipeline:
                         chunk_count=chunk_count,
                         embedder=self.embedder.name,
                         page_sources=pdf.stats.page_sources,
+                        page_readers=pdf.stats.page_readers,
                     )
                 if pdf.ocr_pages:
                     watch.add_seconds("ocr", pdf.ocr_seconds)
@@ -217,16 +222,18 @@ class IngestPipeline:
             cpu_seconds=watch.rounded_cpu(),
             failed_pages=list(pdf.stats.failed_pages),
             page_sources=dict(pdf.stats.page_sources),
+            page_readers=dict(pdf.stats.page_readers),
             skipped_pages=list(pdf.stats.skipped_pages),
         )
         logger.info(
             "ingested document_id=%d pages=%d chunks=%d failed_pages=%d page_sources=%s "
-            "seconds=%s cpu_seconds=%s",
+            "page_readers=%s seconds=%s cpu_seconds=%s",
             document_id,
             result.pages,
             result.chunks,
             len(result.failed_pages),
             result.page_sources,
+            result.page_readers,
             result.seconds,
             result.cpu_seconds,
         )

@@ -69,6 +69,8 @@ class DocumentRow(Base):
     heartbeat_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
     page_sources: Mapped[dict[str, int]] = mapped_column(JSONB)
     """Pages whose text came from each reader (``{"pypdf": 10, "ocr": 2}``)."""
+    page_readers: Mapped[dict[str, str]] = mapped_column(JSONB)
+    """Which pages each reader but pypdf read (``{"ocr": "3-5,9"}``)."""
 
 
 class ChunkRow(Base):
@@ -244,8 +246,10 @@ async def finish_replacement(
     chunk_count: int,
     embedder: str,
     page_sources: dict[str, int] | None = None,
+    page_readers: dict[str, str] | None = None,
 ) -> None:
-    """Record the new set's counts on the document (the caller's commit publishes it all)."""
+    """Record the new set's counts, and which reader read which pages, on the document (the
+    caller's commit publishes it all)."""
     result = await conn.execute(
         update(DocumentRow)
         .where(DocumentRow.id == document_id)
@@ -255,6 +259,7 @@ async def finish_replacement(
             chunk_count=chunk_count,
             embedder=embedder,
             page_sources=page_sources or {},
+            page_readers=page_readers or {},
             updated_at=func.now(),
         )
     )

@@ -63,7 +63,7 @@ ensure_chromium() {
 }
 
 # OCR: tesserocr (in requirements.txt) brings libtesseract; Debian brings the language models
-# (tesseract-ocr-eng, in /usr/share/tesseract-ocr/5/tessdata) and the OpenMP runtime it links.
+# (tesseract-ocr-eng, in /usr/share/tesseract-ocr/5/tessdata).
 TESSDATA_ENG="/usr/share/tesseract-ocr/5/tessdata/eng.traineddata"
 
 ensure_tesseract() {
@@ -74,7 +74,7 @@ ensure_tesseract() {
         return 0
     fi
     log "Installing Tesseract (Debian packages) for OCR"
-    local install=(apt-get install -y --no-install-recommends tesseract-ocr tesseract-ocr-eng libgomp1)
+    local install=(apt-get install -y --no-install-recommends tesseract-ocr tesseract-ocr-eng)
     if ! DEBIAN_FRONTEND=noninteractive "${install[@]}" >/dev/null; then
         apt-get update >/dev/null
         DEBIAN_FRONTEND=noninteractive "${install[@]}" >/dev/null

@@ -53,11 +53,13 @@ def test_a_scanned_pdf_is_ocrd_on_a_worker_and_found_by_a_printed_word(
 
     assert document.status == Document.Status.READY, document.error_message
     assert document.page_sources == {"ocr": 1}
+    assert document.page_readers == {"ocr": "1"}
     chunks = list(Chunk.objects.filter(document=document))
     assert chunks and all(chunk.ocr for chunk in chunks)
     assert all(60 < chunk.ocr_confidence <= 100 for chunk in chunks)
     result = json.loads(TaskResult.objects.get(task_id=document.last_task_id).result)
     assert result["page_sources"] == {"ocr": 1}
+    assert result["page_readers"] == {"ocr": "1"}
     assert result["seconds"]["ocr"] > 0
 
     hits = ingestion.search("Marrowbridge quince", k=3, mode="text")

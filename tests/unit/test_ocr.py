@@ -5,11 +5,12 @@ installed languages."""
 from __future__ import annotations
 
 import asyncio
+import itertools
 import time
 
 import pytest
 
-from devtools.scans import scanned_text_pdf
+from devtools.scans import joined_pdf, scanned_text_pdf
 from rag import ocr, page_reader
 from rag.chunking import Chunker
 from rag.config import EmbedderConfig, RAGConfig
@@ -187,6 +188,53 @@ def test_the_reader_process_passes_ocr_pages_and_their_seconds():
     assert "Quillfeather" in pages[0].text
     assert reader.ocr_pages == 1 and reader.ocr_seconds > 0
     assert reader.stats.page_sources == {"ocr": 1}
+    assert reader.stats.page_readers == {"ocr": "1"}
+
+
+def runs(numbers: list[int]) -> str:
+    """Increasing page numbers as "first-last" runs joined by commas."""
+    parts = []
+    for _, run in itertools.groupby(enumerate(numbers), key=lambda pair: pair[1] - pair[0]):
+        run_numbers = [number for _, number in run]
+        first, last = run_numbers[0], run_numbers[-1]
+        parts.append(str(first) if first == last else f"{first}-{last}")
+    return ",".join(parts)
+
+
+@needs_tesseract
+def test_a_file_read_by_three_readers_records_which_read_each_page(corpus):
+    # Page 1 has a text layer; pages 2-17 are a file some of whose page streams pypdf cannot
+    # decode (PDFium reads a few of them); pages 18 and 19 are scans.
+    data = joined_pdf(
+        [
+            pdf_factory.text_pdf(PROSE),
+            corpus["broken-page-streams-16pages.pdf"].path.read_bytes(),
+            scanned_text_pdf(WORDS),
+            scanned_text_pdf(WORDS[::-1]),
+        ]
+    )
+    config = RAGConfig(database_url="postgresql+psycopg:///unused")
+
+    async def read() -> tuple[list[Page], page_reader.PageReader]:
+        async with page_reader.open_pdf(data, config=config) as reader:
+            return [page async for page, _ in reader.pages()], reader
+
+    pages, reader = asyncio.run(read())
+    by_source: dict[str, list[int]] = {}
+    for page in pages:
+        if page.text:
+            by_source.setdefault(page.source, []).append(page.number)
+    assert by_source[SOURCE_OCR] == [18, 19]
+    assert 1 in by_source[SOURCE_PYPDF]
+    pdfium_pages = by_source[SOURCE_PDFIUM]
+    assert len(pdfium_pages) >= 3 and set(pdfium_pages) <= set(range(2, 18))
+    readers = reader.stats.page_readers
+    assert readers["ocr"] == "18-19"
+    assert readers["pdfium"] == runs(pdfium_pages)
+    assert set(readers) == {"ocr", "pdfium"}  # pypdf's pages are the rest
+    assert reader.stats.page_sources == {
+        source: len(numbers) for source, numbers in by_source.items()
+    }
 
 
 def test_chunks_record_ocr_and_the_mean_confidence_of_their_words():

@@ -15,7 +15,9 @@ from documents.models import Chunk, Document
 pytestmark = pytest.mark.django_db(transaction=True)
 
 
-def make_document(title: str, sha: str, page_sources: dict, *, ocr: bool) -> Document:
+def make_document(
+    title: str, sha: str, page_sources: dict, *, ocr: bool, page_readers: dict | None = None
+) -> Document:
     document = Document.objects.create(
         title=title,
         sha256=sha * 64,
@@ -25,6 +27,7 @@ def make_document(title: str, sha: str, page_sources: dict, *, ocr: bool) -> Doc
         page_count=2,
         chunk_count=1,
         page_sources=page_sources,
+        page_readers=page_readers or {},
     )
     Chunk.objects.create(
         document=document,
@@ -43,7 +46,9 @@ def make_document(title: str, sha: str, page_sources: dict, *, ocr: bool) -> Doc
 
 @pytest.fixture
 def scanned() -> Document:
-    return make_document("scanned", "a", {"ocr": 1, "pypdf": 1}, ocr=True)
+    return make_document(
+        "scanned", "a", {"ocr": 1, "pypdf": 1}, ocr=True, page_readers={"ocr": "2"}
+    )
 
 
 @pytest.fixture
@@ -59,6 +64,10 @@ def test_labels_name_the_reader_and_the_confidence():
         "OCR 2, text layer (pypdf) 3"
     )
     assert presenters.page_sources_label({}) == "–"
+    counts, readers = {"pypdf": 10, "pdfium": 1, "ocr": 4}, {"pdfium": "11", "ocr": "3-5,9"}
+    assert presenters.page_sources_label(counts, readers) == (
+        "OCR 4 (pages 3–5, 9), text layer (PDFium) 1 (page 11), text layer (pypdf) 10"
+    )
 
 
 def test_the_has_ocr_pages_filter_lists_only_documents_with_ocr_pages(staff_client, scanned, typed):
@@ -73,12 +82,12 @@ def test_document_and_chunks_pages_show_the_sources(staff_client, scanned):
     document_page = staff_client.get(
         reverse("admin:documents_document_change", args=[scanned.pk])
     ).content.decode()
-    assert "OCR 1, text layer (pypdf) 1" in document_page
+    assert "OCR 1 (page 2), text layer (pypdf) 1" in document_page
     assert "OCR (confidence 87)" in document_page  # the chunk preview
     chunks_page = staff_client.get(
         reverse("admin:documents_document_chunks", args=[scanned.pk])
     ).content.decode()
-    assert "OCR 1, text layer (pypdf) 1" in chunks_page
+    assert "OCR 1 (page 2), text layer (pypdf) 1" in chunks_page
     assert "OCR (confidence 87)" in chunks_page
     chunk_list = staff_client.get(reverse("admin:documents_chunk_changelist") + "?ocr__exact=1")
     assert "OCR (confidence 87)" in chunk_list.content.decode()

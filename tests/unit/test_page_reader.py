@@ -22,6 +22,7 @@ from rag.errors import (
 )
 from rag.page_sources import OcrSettings, PageSources
 from rag.parsing import ExtractionStats
+from rag.read_budget import ReadBudget
 from tests import pdf_factory
 
 # OCR has tests of its own (test_ocr.py); here it would only cost time.
@@ -196,7 +197,7 @@ def test_a_cancellation_that_comes_with_the_next_line_is_not_lost():
     async def cancelled_as_the_line_arrives() -> bool:
         child = Child()
         reader = page_reader.PageReader(child, CONFIG)  # type: ignore[arg-type]
-        reader.page_count = 3
+        reader._budget.opened(3, 0.0)
         waiting = asyncio.create_task(reader._next_message())
         for _ in range(3):  # the task is now waiting for the line
             await asyncio.sleep(0)
@@ -207,3 +208,35 @@ def test_a_cancellation_that_comes_with_the_next_line_is_not_lost():
         return waiting.cancelled()
 
     assert asyncio.run(cancelled_as_the_line_arrives())
+
+
+def test_the_budget_allows_a_recognition_whenever_the_child_waits_for_one():
+    # 2 threads, so at most 4 pages read ahead; a page may take 1 s, its OCR 1 + 10 s.
+    config = budget(parse_page_seconds=1, ocr_page_seconds=10, ocr_seconds_per_page=20)
+    state = ReadBudget(config, ocr_threads=2, pages_ahead=4)
+    state.opened(8, 0.1)
+    assert state.step_limit() == 1  # reading page 1
+    state.began_ocr(1, 0.1)
+    assert state.step_limit() == 2  # rendering page 1, then reading page 2
+    state.read_ahead(2, 0.1)
+    assert state.step_limit() == 1  # reading page 3 while page 1 is recognised
+    state.began_ocr(3, 0.1)
+    assert state.waits_for_ocr() and state.step_limit() == 11  # both threads busy
+    state.received(1, 0.0, 4.0)
+    assert state.step_limit() == 1  # a thread is free: reading page 4
+    state.read_ahead(4, 0.1)
+    state.read_ahead(5, 0.1)
+    assert state.waits_for_ocr() and state.step_limit() == 11  # pages 2-5 unsent: the limit
+    for number in (2, 3, 4, 5):
+        state.received(number, 0.0, 4.0 if number == 3 else 0.0)
+    assert state.step_limit() == 1
+    state.began_ocr(6, 0.1)
+    state.began_ocr(7, 0.1)
+    state.read_ahead(8, 0.1)
+    assert state.waits_for_ocr() and state.step_limit() == 11  # every page read
+    # The document's budget counts every page begun and every OCR begun.
+    assert state.allowance() == pytest.approx(
+        config.parse_base_seconds + config.parse_seconds_per_page * 9 + 20 * 4
+    )
+    with pytest.raises(TooComplexError, match="OCR of page 6 of 8 took more than 11 s"):
+        state.received(6, 0.0, 11.5)

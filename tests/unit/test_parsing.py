@@ -7,7 +7,7 @@ import io
 import pytest
 
 from rag.errors import CorruptPdfError, EncryptedPdfError, NotAPdfError, NoTextError, TooLargeError
-from rag.parsing import PdfDocument, normalize_text
+from rag.parsing import PdfDocument, add_page, normalize_text
 
 
 def open_corpus(corpus, name: str, *, max_pages: int = 5000) -> PdfDocument:
@@ -110,3 +110,15 @@ def test_forgetting_parsed_objects_changes_no_text(corpus, name, monkeypatch):
     assert any(texts) or failures  # something was read, or failed, on each file
     assert failures == kept_failures
     assert objects < kept_objects  # the cache really was emptied as pages went by
+
+
+def test_pages_read_in_order_make_compact_ranges():
+    ranges = ""
+    steps = []
+    for number in (3, 4, 5, 9, 11, 12, 20):
+        ranges = add_page(ranges, number)
+        steps.append(ranges)
+    assert steps == ["3", "3-4", "3-5", "3-5,9", "3-5,9,11", "3-5,9,11-12", "3-5,9,11-12,20"]
+    assert add_page("", 1) == "1"
+    assert add_page("7-9", 10) == "7-10"
+    assert add_page("1,7", 8) == "1,7-8"

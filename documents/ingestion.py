@@ -112,6 +112,7 @@ def rag_config() -> RAGConfig:
         parse_page_seconds=settings.RAG_PARSE_PAGE_SECONDS,
         parse_base_seconds=settings.RAG_PARSE_BASE_SECONDS,
         parse_seconds_per_page=settings.RAG_PARSE_SECONDS_PER_PAGE,
+        parse_max_seconds=settings.RAG_PARSE_MAX_SECONDS,
         ocr=settings.RAG_OCR,
         ocr_languages=settings.RAG_OCR_LANGUAGES,
         ocr_tessdata=settings.RAG_OCR_TESSDATA,

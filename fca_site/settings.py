@@ -322,6 +322,9 @@ RAG_MAX_PAGE_CHARS = int(os.environ.get("RAG_MAX_PAGE_CHARS", str(16 * 2**20)))
 RAG_PARSE_PAGE_SECONDS = float(os.environ.get("RAG_PARSE_PAGE_SECONDS", "60"))
 RAG_PARSE_BASE_SECONDS = float(os.environ.get("RAG_PARSE_BASE_SECONDS", "120"))
 RAG_PARSE_SECONDS_PER_PAGE = float(os.environ.get("RAG_PARSE_SECONDS_PER_PAGE", "1"))
+# And reading a document's text layers (OCR not counted) may take this much in all: a third of the
+# default soft time limit, so that a small file of thousands of slow pages frees its worker early.
+RAG_PARSE_MAX_SECONDS = float(os.environ.get("RAG_PARSE_MAX_SECONDS", "600"))
 
 # The HTTP API (/api/v1). Each ASGI worker process searches with an engine of its own on its
 # event loop, holding up to this many database connections.

@@ -10,7 +10,8 @@ Two limits (``RAGConfig.parse_*``, ``ocr_*``):
   ``parse_seconds_per_page`` for each page the child has read or begun, plus
   ``ocr_seconds_per_page`` for each page OCR'd (which bounds the whole document by its pages,
   and stops a document whose every page is slow after a few of them rather than at the task's
-  time limit).
+  time limit); and reading text layers (OCR not counted) may take ``parse_max_seconds`` in all,
+  so that thousands of pages each just within the rate still end well before that limit.
 
 Seconds are the child's own, measured around its work on each page; a page's OCR counts its
 own seconds even while other pages are recognised beside it. Time the child waits for the
@@ -47,6 +48,7 @@ class ReadBudget:
         self._in_ocr: deque[int] = deque()  # those whose page has not come yet
         self._rendering = False  # the last message began a page's OCR: the child renders it
         self._spent = 0.0
+        self._text_spent = 0.0  # reading text layers and opening the file: OCR not counted
 
     def opened(self, page_count: int, seconds: float) -> None:
         """The child opened the file in ``seconds``."""
@@ -80,7 +82,13 @@ class ReadBudget:
 
     def time_left(self) -> tuple[float, float]:
         """Seconds the step under way may still take, and the document's budget left."""
-        return self.step_limit(), self.allowance() - self._spent
+        document_left = self.allowance() - self._spent
+        if not self.waits_for_ocr():  # the child reads a text layer: the total counts it
+            document_left = min(document_left, self._text_left())
+        return self.step_limit(), document_left
+
+    def _text_left(self) -> float:
+        return self._config.parse_max_seconds - self._text_spent
 
     def _started(self, number: int) -> None:
         self.pages_started = max(self.pages_started, number)
@@ -121,15 +129,20 @@ class ReadBudget:
     def _account(self, number: int, seconds: float, ocr_seconds: float = 0.0) -> None:
         """Count page ``number``'s seconds (0: opening the file) against the budget."""
         self._spent += seconds + ocr_seconds
+        self._text_spent += seconds
         if seconds > self._config.parse_page_seconds:
             raise self.over_page_budget(number)
         if self._spent > self.allowance():
             raise self.over_document_budget()
+        if self._text_left() < 0:
+            raise self.over_text_total()
 
     def timed_out(self, page_left: float, document_left: float) -> TooComplexError:
         """The error for a next message that did not come within ``min(page_left,
         document_left)`` seconds."""
         if page_left > document_left:
+            if not self.waits_for_ocr() and self._text_left() <= document_left:
+                return self.over_text_total()
             return self.over_document_budget()
         if not self.page_count:
             return self.over_page_budget(0)
@@ -163,6 +176,14 @@ class ReadBudget:
             f"OCR of page {number} of {self.page_count} took more than {self.ocr_limit():g} s "
             "(RAG_PARSE_PAGE_SECONDS to render it plus RAG_OCR_PAGE_SECONDS): the page image is "
             "too complex to read in time."
+        )
+
+    def over_text_total(self) -> TooComplexError:
+        """Reading text layers took longer than ``parse_max_seconds`` in all."""
+        return TooComplexError(
+            f"Reading the PDF's text up to page {min(self.pages_started + 1, self.page_count)} "
+            f"of {self.page_count} took more than {self._config.parse_max_seconds:g} s in all "
+            "(RAG_PARSE_MAX_SECONDS): its content is too complex to read in time."
         )
 
     def over_document_budget(self) -> TooComplexError:

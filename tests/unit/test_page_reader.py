@@ -150,6 +150,29 @@ def test_a_document_whose_pages_are_all_slow_is_stopped_after_a_few(spawned):
     assert stopped_at < 20
 
 
+def test_pages_each_within_the_rate_stop_at_the_documents_total(spawned):
+    # About 0.12 s a page, 200 pages: well within a rate of 10 s a page, so only the total
+    # (1 s of text reading, OCR not counted) can stop it, after about 8 pages.
+    data = pdf_factory.slow_pages_pdf(12_000, pages=200)
+    config = budget(
+        parse_page_seconds=30,
+        parse_base_seconds=100,
+        parse_seconds_per_page=10,
+        parse_max_seconds=1,
+    )
+    started = time.monotonic()
+    with pytest.raises(TooComplexError) as caught:
+        asyncio.run(in_process(data, config=config))
+    assert time.monotonic() - started < 10, "the total did not stop the reader"
+    message = caught.value.message
+    assert message.startswith("Reading the PDF's text up to page ")
+    assert message.endswith(
+        "of 200 took more than 1 s in all (RAG_PARSE_MAX_SECONDS): its content is too complex "
+        "to read in time."
+    )
+    assert int(message.split("up to page ")[1].split()[0]) < 100
+
+
 def test_time_spent_waiting_for_the_consumer_is_not_counted(corpus):
     # 55 quick pages, a consumer slower than the whole budget: the budget counts reading only.
     data = corpus["text-openoffice-55pages.pdf"].path.read_bytes()

@@ -11,6 +11,12 @@ takes an idle one, or makes one, and gives it back when its page is read.
 
 Only recognition runs here. Rendering stays in the thread that reads the PDF (PDFium is not
 thread-safe): it hands over a finished image, which the pool holds until its page is read.
+
+Engines are freed whenever the pool runs out of pages (and their memory handed back to the
+system): a text document with a scanned cover would otherwise keep two models and their page
+buffers, about 130 MB, for the rest of a long ingestion (measured on a 1,048-page PDF with three
+OCR'd pages: peak RSS above idle 461 MB, 329 MB with OCR off). Making an engine again takes
+about 0.04 s, against seconds for the page it reads.
 """
 
 from __future__ import annotations
@@ -22,6 +28,7 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
 
+from rag.embedding import release_free_memory
 from rag.ocr import OcrEngine, OcrSkipped, OcrText
 
 
@@ -47,11 +54,14 @@ class OcrPool:
         self._making = threading.Lock()
         self._idle: list[OcrEngine] = []
         self._engines: list[OcrEngine] = []
+        self._pending = 0  # pages submitted and not yet read
 
     def submit(self, image: Any) -> Future[Recognition]:
         """Recognise a page image (PIL) in a thread of the pool; the future never raises."""
         # Handed over in a list the thread empties: the executor keeps its arguments until after
         # the future is done, and the image must be gone by then (at most ``threads`` exist).
+        with self._lock:
+            self._pending += 1
         return self._executor.submit(self._recognise, [image])
 
     def _recognise(self, handed_over: list[Any]) -> Recognition:
@@ -69,9 +79,7 @@ class OcrPool:
             error = f"{type(exc).__name__}: {str(exc)[:200]}"
         finally:
             del image
-            if engine is not None:
-                with self._lock:
-                    self._idle.append(engine)
+            self._give_back(engine)
         # Tesseract built without OpenMP computes in the calling thread only: the thread's CPU
         # time is the page's, whatever the other threads do meanwhile.
         return Recognition(
@@ -80,6 +88,21 @@ class OcrPool:
             seconds=time.perf_counter() - started,
             cpu=time.thread_time() - cpu_started,
         )
+
+    def _give_back(self, engine: OcrEngine | None) -> None:
+        """Return an engine after a page; free them all when no page is left to read."""
+        with self._lock:
+            if engine is not None:
+                self._idle.append(engine)
+            self._pending -= 1
+            if self._pending:
+                return
+            freed, self._idle = self._idle, []
+            self._engines = [kept for kept in self._engines if kept not in freed]
+        for idle in freed:
+            idle.close()
+        if freed:
+            release_free_memory(force=True)
 
     def _take(self) -> OcrEngine:
         with self._lock:

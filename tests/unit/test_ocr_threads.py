@@ -61,11 +61,15 @@ class Recorder:
         self.barrier = threading.Barrier(together)
         self.running = self.most_running = 0
         self.engines: list[Recorder.Engine] = []
+        self.open_engines = self.most_open_engines = 0
         self.images = self.most_images = 0
 
     def engine(self, **_settings) -> Recorder.Engine:
         made = Recorder.Engine(self)
-        self.engines.append(made)
+        with self.lock:
+            self.engines.append(made)
+            self.open_engines += 1
+            self.most_open_engines = max(self.most_open_engines, self.open_engines)
         return made
 
     def rendered(self, image) -> None:
@@ -104,7 +108,10 @@ class Recorder:
             return ocr.OcrText(text=f"Recognised page {number}. {PROSE}", confidence=80.0, words=9)
 
         def close(self) -> None:
+            assert not self.closed
             self.closed = True
+            with self.recorder.lock:
+                self.recorder.open_engines -= 1
 
 
 @pytest.fixture
@@ -157,7 +164,7 @@ def test_pages_come_in_order_with_at_most_k_recognised_and_held_at_once(recorder
     # The barrier let no recognition through alone: K ran at once, and never more.
     assert recorder.most_running == threads
     assert recorder.most_images <= threads
-    assert len(recorder.engines) <= threads
+    assert recorder.most_open_engines <= threads
     assert all(engine.closed for engine in recorder.engines)
     # Every scanned page's OCR is announced before its page, and its seconds counted once.
     order = [
@@ -255,3 +262,27 @@ def test_a_recognition_that_never_ends_is_stopped_by_the_parent(monkeypatch, stu
     # Stopped at its limit (after the start-up, which is not counted), not at a later one.
     assert time.monotonic() - started < 20
     assert stub_child[0].returncode is not None
+
+
+def test_the_pool_frees_its_engines_whenever_it_runs_out_of_pages():
+    from PIL import Image
+
+    from rag.ocr_pool import OcrPool
+
+    made: list[Recorder.Engine] = []
+    recorder = Recorder(together=1)
+
+    def make_engine():
+        made.append(recorder.engine())
+        return made[-1]
+
+    pool = OcrPool(2, make_engine)
+    try:
+        page = Image.new("L", (40, 50), GREY_STEP)
+        assert pool.submit(page).result(timeout=30).found is not None
+        # Nothing else to read: a scanned cover's engine is not kept for the rest of the book.
+        assert [engine.closed for engine in made] == [True]
+        assert pool.submit(page.copy()).result(timeout=30).found is not None
+        assert [engine.closed for engine in made] == [True, True]
+    finally:
+        pool.close()

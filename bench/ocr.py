@@ -6,14 +6,17 @@ a slight rotation, speckles, blur; devtools.scans.degrade). Each page's own text
 is the ground truth.
 
 1. this project: the documents ingested through the real ingest_pdf_task on a real prefork
-   worker (concurrency 1, as many pages recognised at once as cores), the median of --repeat
-   passes;
+   worker (--concurrency processes, 1 by default; each document's pages recognised as many at
+   once as there are cores), the median of --repeat passes. At concurrency 1 each document's
+   start (the reader's), its last page (one page left for two cores), embedding and writing
+   leave cores idle between the recognitions; at 2, as docker-compose.yml runs, one document's
+   recognitions fill them;
 2. the limit: Tesseract alone (tesserocr, as many threads as cores, an engine each, loaded
    once) on the same page images as the pipeline renders them (rendering not timed);
 3. word recall: the share of each page's distinct words of 4+ letters (ground truth) found in
    the chunks of its document, clean and degraded pages separately.
 
-Usage:  .venv/bin/python bench/ocr.py [--pages 20] [--repeat 1]
+Usage:  .venv/bin/python bench/ocr.py [--pages 20] [--repeat 1] [--concurrency 1]
 Last line:  ocr_word_recall_clean=X ocr_word_recall_noisy=Y ocr_vs_tesseract_limit=Z
 """
 
@@ -156,6 +159,12 @@ def main() -> None:
     parser.add_argument(
         "--repeat", type=int, default=1, help="passes of the worker and of Tesseract (median)"
     )
+    parser.add_argument(
+        "--concurrency",
+        type=int,
+        default=1,
+        help="worker processes (docker-compose.yml and scripts/demo.sh run 2)",
+    )
     args = parser.parse_args()
     use_bench_database(BENCH_DATABASE)
     import django
@@ -171,7 +180,11 @@ def main() -> None:
     limit = tesseract_alone([pdf for _, pdf, _ in every], repeat=args.repeat)
     with tempfile.TemporaryDirectory() as log_dir:
         run = run_worker(
-            inputs, concurrency=1, seed=False, log_dir=Path(log_dir), repeat=args.repeat
+            inputs,
+            concurrency=args.concurrency,
+            seed=False,
+            log_dir=Path(log_dir),
+            repeat=args.repeat,
         )
     clean, noisy = recall(documents["clean"]), recall(documents["noisy"])
     pages = sum(count for _, _, count in inputs)
@@ -183,8 +196,9 @@ def main() -> None:
     out.write(f"{cpu}, {CORES} cores; {pages} scanned pages; repeat {args.repeat}\n")
     out.write(
         f"Tesseract alone: {limit:.1f} s ({pages / limit:.2f} pages/s)\n"
-        f"this project (worker, e2e): {run['seconds']:.1f} s ({pages / run['seconds']:.2f} "
-        f"pages/s), {run['chunks']} chunks, peak RSS above idle {run['peak_rss_mb']:.0f} MB\n"
+        f"this project (worker, concurrency {args.concurrency}, e2e): {run['seconds']:.1f} s "
+        f"({pages / run['seconds']:.2f} pages/s), {run['chunks']} chunks, "
+        f"peak RSS above idle {run['peak_rss_mb']:.0f} MB\n"
         f"word recall: clean {clean:.3f}, degraded {noisy:.3f}\n"
     )
     out.write(

@@ -1,9 +1,8 @@
 """Django settings, read from the environment (see README "Configuration" and .env.example).
 
-Defaults are the embedded development setup: embedded PostgreSQL, Redis on localhost and the
-local embedding model. Anything that must differ in production comes from an environment
-variable; secrets have no default outside that embedded setup.
-"""
+Defaults are the embedded development setup (embedded PostgreSQL, Redis on localhost, the local
+embedding model). What must differ in production comes from the environment; secrets have no
+default outside that embedded setup."""
 
 from __future__ import annotations
 
@@ -317,13 +316,11 @@ RAG_MAX_REQUEST_BYTES = env_int("RAG_MAX_REQUEST_BYTES", RAG_MAX_UPLOAD_BYTES + 
 RAG_MAX_PAGES = int(os.environ.get("RAG_MAX_PAGES", "5000"))
 # Text of one page, in characters; a page over it fails the document as "too_large".
 RAG_MAX_PAGE_CHARS = int(os.environ.get("RAG_MAX_PAGE_CHARS", str(16 * 2**20)))
-# Parsing budget ("too_complex" when exceeded): seconds for one page (or opening the file), and
-# for the document, RAG_PARSE_BASE_SECONDS plus RAG_PARSE_SECONDS_PER_PAGE for each page read.
+# Parsing budget ("too_complex" when exceeded; rag.config.RAGConfig says what each bounds). The
+# total, a third of the default soft time limit, frees a worker early from thousands of slow pages.
 RAG_PARSE_PAGE_SECONDS = float(os.environ.get("RAG_PARSE_PAGE_SECONDS", "60"))
 RAG_PARSE_BASE_SECONDS = float(os.environ.get("RAG_PARSE_BASE_SECONDS", "120"))
 RAG_PARSE_SECONDS_PER_PAGE = float(os.environ.get("RAG_PARSE_SECONDS_PER_PAGE", "1"))
-# And reading a document's text layers (OCR not counted) may take this much in all: a third of the
-# default soft time limit, so that a small file of thousands of slow pages frees its worker early.
 RAG_PARSE_MAX_SECONDS = float(os.environ.get("RAG_PARSE_MAX_SECONDS", "600"))
 
 # The HTTP API (/api/v1). Each ASGI worker process searches with an engine of its own on its

@@ -68,9 +68,9 @@ class RAGConfig:
     """Budget for reading a document: at no point may reading have taken longer than
     ``parse_base_seconds`` plus ``parse_seconds_per_page`` for each page read so far."""
     parse_max_seconds: float = 600.0
-    """Most seconds reading one document's text layers may take in all (OCR not counted),
-    however many pages it has: pages each just under the per-page rate cannot add up to the
-    task's time limit."""
+    """Most seconds opening one document and reading its text layers may take in all (OCR not
+    counted), however many pages it has: pages each just under the per-page rate cannot add up
+    to the task's time limit."""
     ocr: str = "auto"
     """``auto`` (OCR pages whose text layer is missing, thin or garbage), ``force`` (every
     page) or ``off``; see ``rag.page_sources``."""

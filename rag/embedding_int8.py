@@ -27,6 +27,7 @@ file lock, once per machine, into the same cache folder.
 from __future__ import annotations
 
 import fcntl
+import hashlib
 import logging
 import os
 import tempfile
@@ -42,16 +43,25 @@ from rag.embedding_onnx import INPUTS, OnnxEmbedder, export_onnx
 logger = logging.getLogger(__name__)
 
 CALIBRATION_FILE = Path(__file__).with_name("int8_calibration.txt")
-# Texts per calibration batch, and their longest length in tokens (the model's input limit).
+# Texts per calibration batch (each cut at the model's input limit).
 CALIBRATION_BATCH = 16
-# Bump when the recipe changes: the file name carries it, so a cached model of an older recipe
-# is not reused.
+# Bump when the recipe changes. The file name carries it, with a digest of the calibration texts
+# and onnxruntime's version, so a model built otherwise is never taken from the cache.
 RECIPE_VERSION = 1
 
 
 def calibration_texts(path: Path = CALIBRATION_FILE) -> list[str]:
     """The calibration paragraphs, one a line."""
     return [line for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
+
+
+def recipe_tag() -> str:
+    """What the int8 file is built from: the recipe's version, the calibration texts (a digest)
+    and the quantiser (onnxruntime's version)."""
+    from importlib.metadata import version
+
+    digest = hashlib.sha256(CALIBRATION_FILE.read_bytes()).hexdigest()[:12]
+    return f"r{RECIPE_VERSION}-{digest}-ort{version('onnxruntime')}"
 
 
 def float_matmuls_to_keep(model: Any) -> list[str]:
@@ -109,12 +119,14 @@ def quantize_int8(float_model: Path, target: Path, tokenizer_file: Path, max_len
             def get_next(self) -> dict[str, np.ndarray] | None:
                 return next(self._batches, None)
 
-        with tempfile.TemporaryDirectory(dir=target.parent) as work:
+        # Working files (about 90 MB) in the system's temporary folder, where a killed build
+        # leaves nothing in the cache; the result is written beside its target, then renamed.
+        with tempfile.TemporaryDirectory() as work:
             prepared = Path(work) / "prepared.onnx"
             # Graph clean-up and shape inference first, as onnxruntime advises before static
             # quantisation (symbolic inference cannot follow the dynamic axes of this export).
             quant_pre_process(str(float_model), str(prepared), skip_symbolic_shape=True)
-            partial = Path(work) / "int8.onnx"
+            partial = target.with_suffix(f".{os.getpid()}.tmp")
             quantize_static(
                 str(prepared),
                 str(partial),
@@ -142,7 +154,7 @@ class Int8Embedder(OnnxEmbedder):
         super().__init__(config)
         self.float_onnx_path = self.onnx_path
         self.onnx_path = self.onnx_path.with_name(
-            f"{self.float_onnx_path.stem}-int8-r{RECIPE_VERSION}.onnx"
+            f"{self.float_onnx_path.stem}-int8-{recipe_tag()}.onnx"
         )
 
     def _model_file(self) -> Path:

@@ -12,7 +12,8 @@ Recognition: Tesseract 5 through tesserocr (its C API, in this process): compare
 and an image file per page (measured here: 2.0-2.8 s against 3.8 s per page at 300 dpi, one
 thread each). The wheel's libtesseract is built without OpenMP: one recognition runs on one
 core, so the reader recognises several pages at once instead, each in a thread with an engine
-of its own (``rag.ocr_pool``), made once and reused for every page. A page that takes longer
+of its own (``rag.ocr_pool``), reused from page to page and freed when a page needs no OCR. A
+page that takes longer
 than ``RAGConfig.ocr_page_seconds`` is cancelled by Tesseract itself and skipped.
 
 Tesseract and PDFium are loaded only where a page is rendered or read: in the page reader's
@@ -29,6 +30,11 @@ import os
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:  # loaded only where a page is rendered (the reader's child process)
+    from PIL.Image import Image
+    from pypdfium2 import PdfPage
 
 logger = logging.getLogger(__name__)
 
@@ -136,7 +142,7 @@ class OcrEngine:
         self._timeout_ms = max(1, int(page_seconds * 1000))
         self.page_seconds = page_seconds
 
-    def read(self, image) -> OcrText:  # image: PIL.Image.Image
+    def read(self, image: Image) -> OcrText:
         """Recognise the text of a page image. Raises :class:`OcrSkipped` when Tesseract takes
         longer than the page budget (it stops itself)."""
         self._api.SetImage(image)
@@ -166,7 +172,7 @@ class OcrEngine:
         self._api.End()
 
 
-def render_page(page, *, dpi: int, max_pixels: int):  # page: pypdfium2.PdfPage
+def render_page(page: PdfPage, *, dpi: int, max_pixels: int) -> Image:
     """The page drawn in grey for OCR (a PIL image of its own), within the pixel cap (see
     :func:`render_scale`)."""
     width, height = page.get_size()

@@ -155,6 +155,8 @@ def read_pages(
             sender.add(page)
         elif not sender.send(read, page.cpu):
             return False
+        else:
+            pdf.release_ocr_engines()  # a text page, nothing in OCR: a scanned cover's are freed
         if not sender.send_ready():
             return False
     while sender.waiting:

@@ -254,7 +254,16 @@ class PageSources:
             return ""
 
     def ocr_reason(self, result: PageRead) -> str | None:
-        """Why the page needs OCR under the configured mode, or None."""
+        """Why the page needs OCR under the configured mode, or None. Its seconds (opening
+        PDFium, measuring the images of a short page) are added to the page's parsing, so the
+        budget counts them."""
+        started = time.perf_counter()
+        try:
+            return self._ocr_reason(result)
+        finally:
+            result.parse_seconds += time.perf_counter() - started
+
+    def _ocr_reason(self, result: PageRead) -> str | None:
         index, text = result.page.number - 1, result.page.text
         mode = self._ocr_settings.mode
         if mode == "off":
@@ -327,6 +336,12 @@ class PageSources:
                 ),
             )
         return self._pool.submit(image)
+
+    def release_ocr_engines(self) -> None:
+        """Free the OCR engines when no page is being recognised (see
+        :meth:`rag.ocr_pool.OcrPool.release_idle`); called after a page that needs no OCR."""
+        if self._pool is not None:
+            self._pool.release_idle()
 
     def finish_ocr(self, result: PageRead, reason: str, recognition: Recognition) -> None:
         """Take what recognition read as the page's text when it is better than the text layer

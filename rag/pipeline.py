@@ -22,8 +22,9 @@ from rag.aio import BusyClock, cancel_and_wait, end_queue_now
 from rag.batching import Batch, BatchFormer
 from rag.chunking import Chunker
 from rag.config import RAGConfig
-from rag.embedding import Embedder, release_free_memory
+from rag.embedding import Embedder
 from rag.errors import TransientIngestError
+from rag.memory import release_free_memory
 from rag.parsing import Page
 
 logger = logging.getLogger(__name__)

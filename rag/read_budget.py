@@ -83,7 +83,7 @@ class ReadBudget:
     def time_left(self) -> tuple[float, float]:
         """Seconds the step under way may still take, and the document's budget left."""
         document_left = self.allowance() - self._spent
-        if not self.waits_for_ocr():  # the child reads a text layer: the total counts it
+        if not self.waits_for_ocr() and not self._rendering:  # reading a text layer: it counts
             document_left = min(document_left, self._text_left())
         return self.step_limit(), document_left
 
@@ -141,7 +141,11 @@ class ReadBudget:
         """The error for a next message that did not come within ``min(page_left,
         document_left)`` seconds."""
         if page_left > document_left:
-            if not self.waits_for_ocr() and self._text_left() <= document_left:
+            if (
+                not self.waits_for_ocr()
+                and not self._rendering
+                and self._text_left() <= document_left
+            ):
                 return self.over_text_total()
             return self.over_document_budget()
         if not self.page_count:

@@ -270,22 +270,22 @@ def _embed_in_child(texts: list[str]) -> list[list[float]]:
 def test_freed_batch_memory_can_be_handed_back_on_glibc():
     import platform
 
-    from rag import embedding
+    from rag import memory
 
     if platform.libc_ver()[0] != "glibc":
         pytest.skip("malloc_trim is glibc's; other allocators are left as they are")
-    assert embedding._malloc_trim is not None
-    assert embedding.release_free_memory(force=True)
+    assert memory._malloc_trim is not None
+    assert memory.release_free_memory(force=True)
 
 
 def test_freed_memory_is_handed_back_at_most_once_per_interval_unless_forced(monkeypatch):
-    from rag import embedding
+    from rag import memory
 
     calls = []
-    monkeypatch.setattr(embedding, "_malloc_trim", calls.append)
-    monkeypatch.setattr(embedding, "_released_at", float("-inf"))
+    monkeypatch.setattr(memory, "_malloc_trim", calls.append)
+    monkeypatch.setattr(memory, "_released_at", float("-inf"))
     # Every batch would walk glibc's arenas and fault the pages back: once per interval.
-    assert embedding.release_free_memory()
-    assert not embedding.release_free_memory()
-    assert embedding.release_free_memory(force=True)  # the end of a document
+    assert memory.release_free_memory()
+    assert not memory.release_free_memory()
+    assert memory.release_free_memory(force=True)  # the end of a document
     assert calls == [0, 0]

@@ -264,25 +264,47 @@ def test_a_recognition_that_never_ends_is_stopped_by_the_parent(monkeypatch, stu
     assert stub_child[0].returncode is not None
 
 
-def test_the_pool_frees_its_engines_whenever_it_runs_out_of_pages():
+def test_the_pool_frees_its_engines_only_when_no_page_is_being_read():
     from PIL import Image
 
     from rag.ocr_pool import OcrPool
 
-    made: list[Recorder.Engine] = []
-    recorder = Recorder(together=1)
+    gate = threading.Event()
 
-    def make_engine():
-        made.append(recorder.engine())
+    class GatedEngine:
+        """Reads a page once the test opens the gate."""
+
+        def __init__(self) -> None:
+            self.closed = False
+
+        def read(self, image) -> ocr.OcrText:
+            assert gate.wait(timeout=30)
+            return ocr.OcrText(text="A page.", confidence=90.0, words=2)
+
+        def close(self) -> None:
+            assert not self.closed
+            self.closed = True
+
+    made: list[GatedEngine] = []
+
+    def make_engine() -> GatedEngine:
+        made.append(GatedEngine())
         return made[-1]
 
     pool = OcrPool(2, make_engine)
     try:
-        page = Image.new("L", (40, 50), GREY_STEP)
-        assert pool.submit(page).result(timeout=30).found is not None
-        # Nothing else to read: a scanned cover's engine is not kept for the rest of the book.
-        assert [engine.closed for engine in made] == [True]
-        assert pool.submit(page.copy()).result(timeout=30).found is not None
-        assert [engine.closed for engine in made] == [True, True]
+        page = Image.new("L", (40, 50), 255)
+        reading = pool.submit(page)
+        pool.release_idle()  # a page is being read: its engine stays
+        (engine,) = made
+        gate.set()
+        assert reading.result(timeout=30).found is not None
+        assert not engine.closed  # kept for the next scanned page
+        pool.release_idle()  # a text page came and nothing is read: freed
+        assert engine.closed
+        made_again = pool.submit(page.copy())
+        assert made_again.result(timeout=30).found is not None
+        assert len(made) == 2 and not made[1].closed
     finally:
         pool.close()
+    assert all(engine.closed for engine in made)

@@ -254,9 +254,10 @@ def test_the_budget_allows_a_recognition_whenever_the_child_waits_for_one():
         state.received(number, 0.0, 4.0 if number == 3 else 0.0)
     assert state.step_limit() == 1
     state.began_ocr(6, 0.1)
-    state.began_ocr(7, 0.1)
-    state.read_ahead(8, 0.1)
-    assert state.waits_for_ocr() and state.step_limit() == 11  # every page read
+    assert not state.waits_for_ocr()  # a thread is free: reading page 7
+    state.read_ahead(7, 0.1)
+    state.began_ocr(8, 0.1)
+    assert state.waits_for_ocr() and state.step_limit() == 11  # every page read, threads busy
     # The document's budget counts every page begun and every OCR begun.
     assert state.allowance() == pytest.approx(
         config.parse_base_seconds + config.parse_seconds_per_page * 9 + 20 * 4

@@ -26,10 +26,8 @@ file lock, once per machine, into the same cache folder.
 
 from __future__ import annotations
 
-import fcntl
 import hashlib
 import logging
-import os
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
@@ -38,7 +36,7 @@ from typing import Any
 import numpy as np
 
 from rag.config import EmbedderConfig
-from rag.embedding_onnx import INPUTS, OnnxEmbedder, export_onnx
+from rag.embedding_onnx import INPUTS, OnnxEmbedder, built_once, export_onnx
 
 logger = logging.getLogger(__name__)
 
@@ -82,12 +80,10 @@ def float_matmuls_to_keep(model: Any) -> list[str]:
 def quantize_int8(float_model: Path, target: Path, tokenizer_file: Path, max_length: int) -> Path:
     """Build the int8 model at ``target`` from the float32 ONNX model (see the module docstring).
 
-    Safe when several processes start at once, as :func:`~rag.embedding_onnx.export_onnx`.
+    Once per machine, however many processes start at once (:func:`built_once`).
     """
-    target.parent.mkdir(parents=True, exist_ok=True)
-    with (target.parent / (target.name + ".lock")).open("w") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)
-        if target.exists():
+    with built_once(target) as partial:
+        if partial is None:
             return target
         import onnx
         from onnxruntime.quantization import (
@@ -120,13 +116,12 @@ def quantize_int8(float_model: Path, target: Path, tokenizer_file: Path, max_len
                 return next(self._batches, None)
 
         # Working files (about 90 MB) in the system's temporary folder, where a killed build
-        # leaves nothing in the cache; the result is written beside its target, then renamed.
+        # leaves nothing in the cache; only the result is written beside its target.
         with tempfile.TemporaryDirectory() as work:
             prepared = Path(work) / "prepared.onnx"
             # Graph clean-up and shape inference first, as onnxruntime advises before static
             # quantisation (symbolic inference cannot follow the dynamic axes of this export).
             quant_pre_process(str(float_model), str(prepared), skip_symbolic_shape=True)
-            partial = target.with_suffix(f".{os.getpid()}.tmp")
             quantize_static(
                 str(prepared),
                 str(partial),
@@ -140,7 +135,6 @@ def quantize_int8(float_model: Path, target: Path, tokenizer_file: Path, max_len
                 calibrate_method=CalibrationMethod.MinMax,
                 extra_options={"WeightSymmetric": True, "ActivationSymmetric": False},
             )
-            os.replace(partial, target)
         logger.info("quantised %s to int8 at %s", float_model, target)
     return target
 

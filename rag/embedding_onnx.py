@@ -14,7 +14,8 @@ import logging
 import os
 import threading
 import warnings
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -29,16 +30,30 @@ ONNX_OPSET = 17
 INPUTS = ("input_ids", "attention_mask", "token_type_ids")
 
 
-def export_onnx(model_path: Path, target: Path) -> Path:
-    """Export the transformer of a sentence-transformers folder to ONNX (dynamic batch/length).
+@contextmanager
+def built_once(target: Path) -> Iterator[Path | None]:
+    """Build ``target`` once per machine, however many processes start at once.
 
-    Safe when several processes start at once: one exports under a file lock, into a temporary
-    file renamed into place, and the others find the finished file.
+    Under a file lock beside it: yields None when ``target`` already exists (another process
+    built it), else a temporary path for the caller to write, renamed into place when the block
+    ends without an error.
     """
     target.parent.mkdir(parents=True, exist_ok=True)
     with (target.parent / (target.name + ".lock")).open("w") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)
         if target.exists():
+            yield None
+            return
+        partial = target.with_suffix(f".{os.getpid()}.tmp")
+        yield partial
+        os.replace(partial, target)
+
+
+def export_onnx(model_path: Path, target: Path) -> Path:
+    """Export the transformer of a sentence-transformers folder to ONNX (dynamic batch/length),
+    once per machine (:func:`built_once`)."""
+    with built_once(target) as partial:
+        if partial is None:
             return target
         os.environ.setdefault("HF_HUB_OFFLINE", "1")
         os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
@@ -63,12 +78,10 @@ def export_onnx(model_path: Path, target: Path) -> Path:
 
         dummy = torch.ones((2, 8), dtype=torch.int64)
         axes = {name: {0: "batch", 1: "tokens"} for name in (*INPUTS, "last_hidden_state")}
-        partial = target.with_suffix(f".{os.getpid()}.tmp")
         with warnings.catch_warnings():
             # The tracer's notes on BERT's Python-level shape checks: constant for an encoder.
             warnings.simplefilter("ignore")
             _export(torch, HiddenStates(model), dummy, axes, partial)
-        os.replace(partial, target)
         logger.info("exported %s to ONNX at %s", model_path, target)
     return target
 

@@ -53,8 +53,9 @@ class OcrPool:
         self._executor = ThreadPoolExecutor(max_workers=self.threads, thread_name_prefix="ocr")
         self._lock = threading.Lock()
         self._making = threading.Lock()
+        # Every engine not reading a page. Only a recognition holds one, so when none runs (no
+        # page pending, or the executor shut down) this is every engine there is.
         self._idle: list[OcrEngine] = []
-        self._engines: list[OcrEngine] = []
         self._pending = 0  # pages submitted and not yet read
 
     def submit(self, image: Any) -> Future[Recognition]:
@@ -80,10 +81,9 @@ class OcrPool:
             error = f"{type(exc).__name__}: {str(exc)[:200]}"
         finally:
             del image
-            if engine is not None:
-                with self._lock:
-                    self._idle.append(engine)
             with self._lock:
+                if engine is not None:
+                    self._idle.append(engine)
                 self._pending -= 1
         # Tesseract built without OpenMP computes in the calling thread only: the thread's CPU
         # time is the page's, whatever the other threads do meanwhile.
@@ -101,7 +101,6 @@ class OcrPool:
                 if self._pending:
                     return
                 freed, self._idle = self._idle, []
-                self._engines = [kept for kept in self._engines if kept not in freed]
             for engine in freed:
                 engine.close()
         if freed:
@@ -115,17 +114,13 @@ class OcrPool:
         # one (nor beside freeing one, see release_idle); it happens once per thread and document
         # part that needs OCR.
         with self._making:
-            engine = self._make_engine()
-        with self._lock:
-            self._engines.append(engine)
-        return engine
+            return self._make_engine()
 
     def close(self) -> None:
         """Wait for the recognitions under way (forget those not started), then free every
         engine's memory (the models)."""
         self._executor.shutdown(wait=True, cancel_futures=True)
         with self._lock:
-            for engine in self._engines:
-                engine.close()
-            self._engines.clear()
-            self._idle.clear()
+            freed, self._idle = self._idle, []
+        for engine in freed:
+            engine.close()

@@ -83,9 +83,14 @@ class ReadBudget:
     def time_left(self) -> tuple[float, float]:
         """Seconds the step under way may still take, and the document's budget left."""
         document_left = self.allowance() - self._spent
-        if not self.waits_for_ocr() and not self._rendering:  # reading a text layer: it counts
+        if self._reads_text_layer():
             document_left = min(document_left, self._text_left())
         return self.step_limit(), document_left
+
+    def _reads_text_layer(self) -> bool:
+        """Whether the child's step under way is reading a text layer (what the total counts),
+        not rendering a page for OCR nor waiting for a recognition."""
+        return not self.waits_for_ocr() and not self._rendering
 
     def _text_left(self) -> float:
         return self._config.parse_max_seconds - self._text_spent
@@ -141,11 +146,7 @@ class ReadBudget:
         """The error for a next message that did not come within ``min(page_left,
         document_left)`` seconds."""
         if page_left > document_left:
-            if (
-                not self.waits_for_ocr()
-                and not self._rendering
-                and self._text_left() <= document_left
-            ):
+            if self._reads_text_layer() and self._text_left() <= document_left:
                 return self.over_text_total()
             return self.over_document_budget()
         if not self.page_count:

@@ -33,6 +33,7 @@ import tempfile
 import time
 import uuid
 from pathlib import Path
+from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
@@ -93,10 +94,10 @@ def run_worker(
 
     from devtools.workers import route_all_tasks, start_worker, stop_worker
     from documents import intake, services
-    from documents.models import Chunk, Document
+    from documents.models import Document
     from fca_site.celery import app
 
-    Chunk.objects.all().delete()
+    _empty_chunks()
     Document.objects.all().delete()
     ids = []
     for name, data, _ in inputs:
@@ -135,10 +136,11 @@ def run_worker(
         server = database_server()
         passes: list[float] = []
         worker_cpu = database_cpu = 0.0
+        stages: dict[str, float] = {}
         with PeakRss(worker.process.pid) as memory:
             idle = memory.current()
             for _ in range(repeat):
-                Chunk.objects.filter(document_id__in=ids).delete()  # every pass starts alike
+                _empty_chunks()  # every pass starts alike
                 cpu_before = cpu_seconds(worker_tree), cpu_seconds(server) if server else 0.0
                 started = time.perf_counter()
                 if seed:
@@ -152,6 +154,9 @@ def run_worker(
                 passes.append(time.perf_counter() - started)
                 worker_cpu += cpu_seconds(worker_tree) - cpu_before[0]
                 database_cpu += cpu_seconds(server) - cpu_before[1] if server else 0.0
+                if not seed:
+                    for stage, spent in _stage_figures(ids).items():
+                        stages[stage] = stages.get(stage, 0.0) + spent
         seconds = statistics.median(passes)
         chunks = sum(Document.objects.filter(pk__in=ids).values_list("chunk_count", flat=True))
     finally:
@@ -163,7 +168,52 @@ def run_worker(
         # CPU seconds of one pass (the average over the passes).
         "worker_cpu": worker_cpu / repeat,
         "database_cpu": database_cpu / repeat if server else float("nan"),
+        # The pipeline's own account of a pass, per stage (IngestResult), averaged.
+        **{stage: spent / repeat for stage, spent in stages.items()},
     }
+
+
+def _stage_figures(ids: list[int]) -> dict[str, float]:
+    """CPU seconds per stage (``stage_cpu[parse]``...), the seconds the embedder waited for
+    chunks (``embedder_wait``) and OCR's seconds (``ocr_seconds``) of the latest ingestion of
+    these documents, added up, from their task results (stored by the worker just after it
+    marks a document ready)."""
+    import json
+
+    from django_celery_results.models import TaskResult
+
+    from documents.models import Document
+
+    task_ids = list(Document.objects.filter(pk__in=ids).values_list("last_task_id", flat=True))
+    deadline = time.monotonic() + 60
+    while True:
+        results = TaskResult.objects.filter(task_id__in=task_ids, status="SUCCESS")
+        if results.count() == len(task_ids):
+            break
+        if time.monotonic() > deadline:
+            raise RuntimeError(f"task results missing for {task_ids}")
+        time.sleep(0.1)
+    totals: dict[str, float] = {}
+    for raw in results.values_list("result", flat=True):
+        result = json.loads(raw)
+        figures = {f"stage_cpu[{stage}]": spent for stage, spent in result["cpu_seconds"].items()}
+        figures["embedder_wait"] = result["seconds"].get("wait", 0.0)
+        figures["ocr_seconds"] = result["seconds"].get("ocr", 0.0)
+        for key, value in figures.items():
+            totals[key] = totals.get(key, 0.0) + value
+    return totals
+
+
+def _empty_chunks() -> None:
+    """Delete every chunk and vacuum the table: the deleted rows stay in the HNSW graph until
+    a vacuum, and each pass would insert into a graph grown by the passes before it."""
+    from django.db import connection
+
+    from documents.models import Chunk
+
+    Chunk.objects.all().delete()
+    with connection.cursor() as cursor:
+        cursor.execute(f"VACUUM {connection.ops.quote_name(Chunk._meta.db_table)}")
 
 
 def _wait_ready(ids: list[int]) -> None:
@@ -176,6 +226,29 @@ def _wait_ready(ids: list[int]) -> None:
     )
     if failed:
         raise RuntimeError(f"ingestion failed: {failed}")
+
+
+def stage_breakdown(run: dict[str, float], limit: dict[str, Any]) -> str:
+    """The worker's CPU seconds by stage, as the pipeline counted them, beside the same work
+    measured alone: what each stage costs in the pipeline beyond its work floor share."""
+    stages = {key[10:-1]: spent for key, spent in run.items() if key.startswith("stage_cpu[")}
+    # Parse only measures reading and OCR together.
+    stages["parse"] = stages.get("parse", 0.0) + stages.pop("ocr", 0.0)
+    alone = {"embed": limit["embed_cpu"], "parse": limit["parse_cpu"], "chunk": limit["chunk_cpu"]}
+    parts = [
+        f"{stage} {spent:.1f}" + (f" (alone {alone[stage]:.1f})" if stage in alone else "")
+        for stage, spent in sorted(stages.items())
+    ]
+    # Celery, Django, the bridge, the reader child's own start and its page transfer, and the
+    # threads that are not lanes: what the worker spent that no stage counts.
+    rest = run["worker_cpu"] - sum(stages.values())
+    return (
+        "by stage: "
+        + ", ".join(parts)
+        + f"; not in a stage {rest:.1f}. The embedder waited {run['embedder_wait']:.1f} s for"
+        f" chunks (OCR took {run['ocr_seconds']:.1f} s: a page in OCR holds back the pages"
+        " after it)"
+    )
 
 
 def main() -> None:
@@ -292,6 +365,8 @@ def main() -> None:
             f"  {name}: worker and its reader {run['worker_cpu']:.1f}, "
             f"PostgreSQL {run['database_cpu']:.1f}, in {run['seconds']:.1f}\n"
         )
+        if "stage_cpu[embed]" in run:
+            out.write(f"    {stage_breakdown(run, limit)}\n")
     e2e = runs["project (conc 1)"]["seconds"]
     # The work that cannot be avoided (the model over these chunks, pypdf over these pages),
     # packed perfectly on these cores. Chunking, tokenizing, moving pages between processes,

@@ -148,7 +148,7 @@ def limits(inputs: Inputs, *, repeat: int = 1) -> dict[str, Any]:
 
     from documents.ingestion import rag_config
     from rag.embedder_factory import get_embedder
-    from rag.embedding import LOCAL_RUNTIMES, resolve_local_runtime
+    from rag.embedding import LOCAL_RUNTIMES, cpu_computes_bfloat16, resolve_local_runtime
 
     config = rag_config()
     default = resolve_local_runtime(config.embedder.local_runtime)
@@ -166,7 +166,10 @@ def limits(inputs: Inputs, *, repeat: int = 1) -> dict[str, Any]:
         embedder = get_embedder(dataclasses.replace(config.embedder, local_runtime=runtime))
         asyncio.run(embedder.embed(texts[:32]))  # warm: load the model
         passes, cpu = [], []
-        for _ in range(repeat):
+        # Without bfloat16 in the CPU, torch emulates it several times slower than float32:
+        # one pass shows it (auto never picks it there), more would add minutes.
+        emulated = runtime == "torch-bf16" and not cpu_computes_bfloat16()
+        for _ in range(1 if emulated else repeat):
             cpu_started = time.process_time()
             started = time.perf_counter()
             out = asyncio.run(embed_as_pipeline(embedder, chunks, config.embedder.batch_size))

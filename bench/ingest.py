@@ -14,7 +14,9 @@ PDF comment, since equal bytes are one document) to about --pages pages.
 
 Usage:  .venv/bin/python bench/ingest.py [--pages 300] [--skip-seed] [--repeat 3]
 Prints pages/s, chunks/s and peak worker RSS (above the idle worker with the model loaded) for
-each (with --repeat, the median time of that many passes), then one line:
+each (with --repeat, the median time of that many passes); the CPU seconds of each, and for this
+project's runs the worker's CPU seconds per stage as its ingestions counted them (beside the
+same work measured alone) and the seconds the embedder waited for chunks; then one line:
     e2e_vs_work_floor=W.WW e2e_vs_embed_limit=X.XX e2e_vs_seed=Y.YY
     fast_embedder_vs_reference=Z.ZZ int8_vs_default=V.VV
 (V: embed-only time of the default runtime over that of the opt-in int8 runtime; above 1, int8

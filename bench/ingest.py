@@ -233,7 +233,8 @@ def _wait_ready(ids: list[int]) -> None:
 def stage_breakdown(run: dict[str, float], limit: dict[str, Any]) -> str:
     """The worker's CPU seconds by stage, as the pipeline counted them, beside the same work
     measured alone: what each stage costs in the pipeline beyond its work floor share."""
-    stages = {key[10:-1]: spent for key, spent in run.items() if key.startswith("stage_cpu[")}
+    prefix = "stage_cpu["
+    stages = {key[len(prefix) : -1]: spent for key, spent in run.items() if key.startswith(prefix)}
     # Parse only measures reading and OCR together.
     stages["parse"] = stages.get("parse", 0.0) + stages.pop("ocr", 0.0)
     alone = {"embed": limit["embed_cpu"], "parse": limit["parse_cpu"], "chunk": limit["chunk_cpu"]}

@@ -26,8 +26,8 @@ class PeakRss:
 
     The sampler runs on the cores it measures, so it must stay cheap: listing a tree's
     processes reads every process of the machine (about 2.5 ms), reading the RSS of the known
-    ones almost nothing. The tree is listed every :data:`TREE_EVERY` seconds, the RSS read every
-    :data:`SAMPLE_EVERY`.
+    ones almost nothing. The tree is listed every ``TREE_EVERY`` seconds, the RSS read every
+    ``SAMPLE_EVERY``.
     """
 
     SAMPLE_EVERY = 0.1
@@ -42,7 +42,12 @@ class PeakRss:
         self._thread = threading.Thread(target=self._sample, daemon=True)
 
     def _tree(self) -> list[Any]:
-        return [self.root, *self.root.children(recursive=True)]
+        import psutil
+
+        try:
+            return [self.root, *self.root.children(recursive=True)]
+        except psutil.NoSuchProcess:
+            return []  # the worker is gone (a failed run): nothing of it is resident
 
     def current(self, processes: list[Any] | None = None) -> int:
         """Resident bytes of the tree now (of ``processes``, when given, instead of listing

@@ -89,7 +89,7 @@ def run_worker(
     seed: bool,
     log_dir: Path,
     repeat: int = 1,
-) -> dict[str, float]:
+) -> dict[str, Any]:
     """Ingest every input through a real worker ``repeat`` times; the median seconds, and the
     peak RSS above idle over all passes."""
     from django.conf import settings
@@ -138,7 +138,8 @@ def run_worker(
         server = database_server()
         passes: list[float] = []
         worker_cpu = database_cpu = 0.0
-        stages: dict[str, float] = {}
+        stage_cpu: dict[str, float] = {}
+        waited = {"embedder_wait": 0.0, "ocr_seconds": 0.0}
         with PeakRss(worker.process.pid) as memory:
             idle = memory.current()
             for _ in range(repeat):
@@ -157,8 +158,11 @@ def run_worker(
                 worker_cpu += cpu_seconds(worker_tree) - cpu_before[0]
                 database_cpu += cpu_seconds(server) - cpu_before[1] if server else 0.0
                 if not seed:
-                    for stage, spent in _stage_figures(ids).items():
-                        stages[stage] = stages.get(stage, 0.0) + spent
+                    for result in _task_results(app, ids):
+                        for stage, spent in result["cpu_seconds"].items():
+                            stage_cpu[stage] = stage_cpu.get(stage, 0.0) + spent
+                        waited["embedder_wait"] += result["seconds"].get("wait", 0.0)
+                        waited["ocr_seconds"] += result["seconds"].get("ocr", 0.0)
         seconds = statistics.median(passes)
         chunks = sum(Document.objects.filter(pk__in=ids).values_list("chunk_count", flat=True))
     finally:
@@ -170,40 +174,20 @@ def run_worker(
         # CPU seconds of one pass (the average over the passes).
         "worker_cpu": worker_cpu / repeat,
         "database_cpu": database_cpu / repeat if server else float("nan"),
-        # The pipeline's own account of a pass, per stage (IngestResult), averaged.
-        **{stage: spent / repeat for stage, spent in stages.items()},
+        # The pipeline's own account of a pass (IngestResult), averaged: CPU seconds per stage,
+        # the seconds the embedder waited for chunks and OCR's seconds.
+        "stage_cpu": {stage: spent / repeat for stage, spent in stage_cpu.items()},
+        **{key: value / repeat for key, value in waited.items()},
     }
 
 
-def _stage_figures(ids: list[int]) -> dict[str, float]:
-    """CPU seconds per stage (``stage_cpu[parse]``...), the seconds the embedder waited for
-    chunks (``embedder_wait``) and OCR's seconds (``ocr_seconds``) of the latest ingestion of
-    these documents, added up, from their task results (stored by the worker just after it
-    marks a document ready)."""
-    import json
-
-    from django_celery_results.models import TaskResult
-
+def _task_results(app: Any, ids: list[int]) -> list[dict[str, Any]]:
+    """The results of the latest ingestion of these documents (``IngestResult.as_dict``), as the
+    worker stored them, just after it marked each document ready."""
     from documents.models import Document
 
-    task_ids = list(Document.objects.filter(pk__in=ids).values_list("last_task_id", flat=True))
-    deadline = time.monotonic() + 60
-    while True:
-        results = TaskResult.objects.filter(task_id__in=task_ids, status="SUCCESS")
-        if results.count() == len(task_ids):
-            break
-        if time.monotonic() > deadline:
-            raise RuntimeError(f"task results missing for {task_ids}")
-        time.sleep(0.1)
-    totals: dict[str, float] = {}
-    for raw in results.values_list("result", flat=True):
-        result = json.loads(raw)
-        figures = {f"stage_cpu[{stage}]": spent for stage, spent in result["cpu_seconds"].items()}
-        figures["embedder_wait"] = result["seconds"].get("wait", 0.0)
-        figures["ocr_seconds"] = result["seconds"].get("ocr", 0.0)
-        for key, value in figures.items():
-            totals[key] = totals.get(key, 0.0) + value
-    return totals
+    task_ids = Document.objects.filter(pk__in=ids).values_list("last_task_id", flat=True)
+    return [app.AsyncResult(task_id).get(timeout=60) for task_id in task_ids]
 
 
 def _empty_chunks() -> None:
@@ -230,11 +214,10 @@ def _wait_ready(ids: list[int]) -> None:
         raise RuntimeError(f"ingestion failed: {failed}")
 
 
-def stage_breakdown(run: dict[str, float], limit: dict[str, Any]) -> str:
+def stage_breakdown(run: dict[str, Any], limit: dict[str, Any]) -> str:
     """The worker's CPU seconds by stage, as the pipeline counted them, beside the same work
     measured alone: what each stage costs in the pipeline beyond its work floor share."""
-    prefix = "stage_cpu["
-    stages = {key[len(prefix) : -1]: spent for key, spent in run.items() if key.startswith(prefix)}
+    stages = dict(run["stage_cpu"])
     # Parse only measures reading and OCR together.
     stages["parse"] = stages.get("parse", 0.0) + stages.pop("ocr", 0.0)
     alone = {"embed": limit["embed_cpu"], "parse": limit["parse_cpu"], "chunk": limit["chunk_cpu"]}
@@ -309,7 +292,7 @@ def main() -> None:
     # Shown now too: the worker runs below take minutes.
     sys.stdout.write(f"limits: {limit}\n")
     sys.stdout.flush()
-    runs: dict[str, dict[str, float]] = {}
+    runs: dict[str, dict[str, Any]] = {}
     with tempfile.TemporaryDirectory() as log_dir:
         if not args.skip_seed:
             runs["seed (conc 1)"] = run_worker(
@@ -368,7 +351,7 @@ def main() -> None:
             f"  {name}: worker and its reader {run['worker_cpu']:.1f}, "
             f"PostgreSQL {run['database_cpu']:.1f}, in {run['seconds']:.1f}\n"
         )
-        if "stage_cpu[embed]" in run:
+        if run["stage_cpu"]:
             out.write(f"    {stage_breakdown(run, limit)}\n")
     e2e = runs["project (conc 1)"]["seconds"]
     # The work that cannot be avoided (the model over these chunks, pypdf over these pages),
